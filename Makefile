@@ -1,0 +1,34 @@
+# cxr-serve: `make run` brings the stack up, `make test` runs every test.
+# Both call `make setup` first, which installs and builds whatever is missing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+PROFILE ?= cpu
+VENV := .venv
+PY := $(VENV)/bin/python
+# The venv is rebuilt when pyproject.toml changes (its hash names the stamp).
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP)
+	$(PY) -m services.modelbuild
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[cpu,build,dev]'
+	$(PY) -m services.platform.install_cpu_fixes
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: setup
+	$(PY) -m services.launcher run --profile $(PROFILE)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: setup lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) models logs

@@ -1,0 +1,1 @@
+"""cxr-serve gateway: the OpenAI-compatible API hospitals call."""

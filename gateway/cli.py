@@ -1,0 +1,148 @@
+"""Command line: `serve` the gateway, or `analyze` X-rays through a running one.
+
+    python -m gateway analyze xray.jpeg --language zh --output result.json
+    python -m gateway analyze /data/backlog/ --concurrency 8 --output results.jsonl --resume
+
+`analyze` sends each image to POST /v1/analyze with bounded concurrency,
+shows a progress bar, writes one JSON line per image (or one JSON document
+for a single image and a `.json` output), skips images already answered in
+the output when `--resume` is given, and reports failures per file without
+stopping the batch. The exit code is 1 when any image failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def collect_images(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def already_done(output: Path) -> set[str]:
+    if not output.exists():
+        return set()
+    done = set()
+    for line in output.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interrupted run is simply redone
+        if record.get("ok"):
+            done.add(record["file"])
+    return done
+
+
+async def analyze_one(client: httpx.AsyncClient, image: Path, language: str | None) -> dict:
+    try:
+        files = {"file": (image.name, await asyncio.to_thread(image.read_bytes), "application/octet-stream")}
+        data = {"language": language} if language else {}
+        response = await client.post("/v1/analyze", files=files, data=data)
+    except (OSError, httpx.HTTPError) as error:
+        return {"file": str(image), "ok": False, "status": None, "error": f"{type(error).__name__}: {error}"}
+    if response.status_code != 200:
+        try:
+            reason = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            reason = response.text[:300]
+        return {"file": str(image), "ok": False, "status": response.status_code, "error": reason}
+    return {"file": str(image), "ok": True, "status": 200, **response.json()}
+
+
+def summary_line(record: dict) -> str:
+    name = Path(record["file"]).name
+    if not record["ok"]:
+        return f"FAILED  {name}: {record['status'] or '-'} {record['error']}"
+    cxr = record["cxr"]
+    c = cxr["classification"]
+    fracture = cxr["fracture"]
+    suspected = "n/a" if fracture is None else ("yes" if fracture["suspected"] else "no")
+    return (
+        f"{cxr['status']:<8} {name}: {c['predicted_class']} {c['confidence']:.1%}, "
+        f"risk {cxr['risk_level']['code']}, fracture suspected: {suspected}"
+    )
+
+
+async def run_batch(args: argparse.Namespace) -> int:
+    images = collect_images(args.images)
+    single_json = len(images) == 1 and args.output is not None and args.output.suffix == ".json"
+    done = already_done(args.output) if args.resume and args.output and not single_json else set()
+    todo = [image for image in images if str(image) not in done]
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    semaphore = asyncio.Semaphore(args.concurrency)
+    failures = 0
+    sink = args.output.open("a" if args.resume else "w") if args.output and not single_json else None
+    timeout = httpx.Timeout(args.timeout, connect=10.0)
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=timeout, trust_env=False) as client:
+
+        async def bounded(image: Path) -> dict:
+            async with semaphore:
+                return await analyze_one(client, image, args.language)
+
+        with tqdm(total=len(todo), unit="image", disable=len(todo) < 2, file=sys.stderr) as progress:
+            for finished in asyncio.as_completed([bounded(image) for image in todo]):
+                record = await finished
+                failures += not record["ok"]
+                progress.write(summary_line(record), file=sys.stdout)
+                progress.update()
+                if sink:
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    sink.flush()
+                elif single_json:
+                    args.output.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+                if len(todo) == 1 and record["ok"]:
+                    print("\n" + record["report"] + "\n\n" + record["cxr"]["disclaimer"])
+    if sink:
+        sink.close()
+    print(f"{len(todo) - failures} analysed, {failures} failed, {len(done)} skipped (already in the output)", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def serve() -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+    from services import jsonlog
+
+    jsonlog.configure()
+    settings = GatewaySettings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gateway (settings from GATEWAY_* variables)")
+    batch = sub.add_parser("analyze", help="analyse X-rays through a running gateway")
+    batch.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    batch.add_argument("--url", default=os.environ.get("CXR_URL", "http://127.0.0.1:8080"))
+    batch.add_argument("--api-key", default=os.environ.get("CXR_API_KEY"))
+    batch.add_argument("--language", choices=["zh", "en"])
+    batch.add_argument("--output", type=Path, help="result.json for one image, or results.jsonl")
+    batch.add_argument("--concurrency", type=int, default=4)
+    batch.add_argument("--resume", action="store_true", help="skip images already answered in --output")
+    batch.add_argument("--timeout", type=float, default=600.0, help="seconds per image")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve()
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    return asyncio.run(run_batch(args))

@@ -1,0 +1,51 @@
+"""Prometheus metrics of the gateway, on a registry of its own (made in the lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
+
+
+@dataclass
+class GatewayMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests by model (or endpoint) and HTTP status",
+            ["model", "status"],
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "gateway_stage_seconds",
+            "Pipeline stage latency",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors",
+            "Failures of backend calls",
+            ["backend", "kind"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_backend_in_flight",
+            "Requests in flight per backend",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.pipeline_status = Counter(
+            "gateway_pipeline_results",
+            "Pipeline answers by status",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def watch_in_flight(self, backend: str, read: Callable[[], int]) -> None:
+        self.in_flight.labels(backend).set_function(read)

@@ -1,0 +1,1 @@
+"""ONNX Runtime pneumonia classifier worker (Open Inference Protocol, dynamic batching)."""

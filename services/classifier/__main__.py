@@ -1,0 +1,17 @@
+"""`python -m services.classifier`: run the worker with settings from CLASSIFIER_* variables."""
+
+import uvicorn
+
+from services import jsonlog
+from services.classifier.app import create_app
+from services.classifier.settings import ClassifierSettings
+
+
+def main() -> None:
+    jsonlog.configure()
+    settings = ClassifierSettings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

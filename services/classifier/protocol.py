@@ -1,0 +1,91 @@
+"""Request and response schemas: the Open Inference Protocol (KServe v2) REST API and /classify.
+
+Field names follow the protocol so that Triton Inference Server can stand in
+for this worker with no client change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProtocolModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ErrorResponse(ProtocolModel):
+    error: str
+
+
+class ServerMetadata(ProtocolModel):
+    name: str
+    version: str
+    extensions: list[str] = []
+
+
+class TensorMetadata(ProtocolModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadataResponse(ProtocolModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    # Extension (allowed by the protocol): what the worker runs and how.
+    parameters: dict[str, Any] = {}
+
+
+class RequestInput(ProtocolModel):
+    name: str
+    shape: list[int] = Field(max_length=8)
+    datatype: str
+    data: list[float]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestOutput(ProtocolModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(ProtocolModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1, max_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(ProtocolModel):
+    name: str
+    shape: list[int]
+    datatype: Literal["FP32"]
+    data: list[float]
+
+
+class InferenceResponse(ProtocolModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    outputs: list[ResponseOutput]
+
+
+class ModelInfo(ProtocolModel):
+    name: str
+    version: str
+    sha256: str
+    provider: str
+    clinical_use: bool
+
+
+class ClassifyResponse(ProtocolModel):
+    predicted_class: str
+    confidence: float
+    probabilities: dict[str, float]
+    model: ModelInfo
+    latency_ms: float

@@ -1,0 +1,73 @@
+"""The worker's domain logic, free of HTTP: images or tensors in, classifications out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.classifier import preprocess
+from services.classifier.batcher import DynamicBatcher
+from services.classifier.model import OnnxClassifier
+
+
+class TensorError(ValueError):
+    """A v2 input tensor does not fit the model (name, shape or datatype); a 4xx."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    predicted_class: str
+    confidence: float
+    probabilities: dict[str, float]
+    latency_ms: float
+
+
+class ClassifierService:
+    def __init__(
+        self, model: OnnxClassifier, batcher: DynamicBatcher, preprocess_pool: ThreadPoolExecutor, max_image_pixels: int
+    ) -> None:
+        self.model = model
+        self.batcher = batcher
+        self._pool = preprocess_pool
+        self._max_image_pixels = max_image_pixels
+
+    async def classify(self, image: bytes) -> Classification:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        tensor = await loop.run_in_executor(
+            self._pool,
+            preprocess.prepare,
+            image,
+            self.model.metadata.input,
+            self._max_image_pixels,
+        )
+        outputs = await self.batcher.submit(tensor[np.newaxis])
+        probabilities = self.model.probabilities(outputs)[0]
+        best = int(np.argmax(probabilities))
+        classes = self.model.metadata.classes
+        return Classification(
+            predicted_class=classes[best],
+            confidence=float(probabilities[best]),
+            probabilities={name: float(p) for name, p in zip(classes, probabilities, strict=True)},
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def check_tensor(self, name: str, datatype: str, shape: list[int], data: list[float]) -> np.ndarray:
+        spec = self.model.metadata.input
+        expected = spec.shape(shape[0] if shape else 0)
+        if name != spec.name:
+            raise TensorError(f"unknown input {name!r}; this model's input is {spec.name!r}")
+        if datatype != "FP32":
+            raise TensorError(f"input {name!r} must be FP32, got {datatype}")
+        if len(shape) != 4 or shape[0] < 1 or tuple(shape[1:]) != expected[1:]:
+            raise TensorError(f"input {name!r} must have shape [N, {', '.join(map(str, expected[1:]))}], got {shape}")
+        if len(data) != int(np.prod(shape)):
+            raise TensorError(f"input {name!r}: shape {shape} needs {int(np.prod(shape))} values, got {len(data)}")
+        return np.asarray(data, dtype=np.float32).reshape(shape)
+
+    async def infer(self, tensor: np.ndarray) -> np.ndarray:
+        return await self.batcher.submit(tensor)

@@ -1,0 +1,41 @@
+"""Classifier worker settings (environment variables prefixed CLASSIFIER_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClassifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
+
+    model_path: Path = Path("models/pneumonia-classifier/model.onnx")
+    model_name: str = "pneumonia-classifier"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+
+    # Execution providers to try, in order; the first that loads is used and reported.
+    providers: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    intra_op_threads: int = Field(default=0, ge=0, description="0: ONNX Runtime's default (all cores)")
+    # Spinning threads burn the cores that co-located vLLM servers need (cpu profile turns it off).
+    spin_wait: bool = True
+
+    max_batch_size: int = Field(default=32, ge=1, le=1024)
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    max_queue: int = Field(default=256, ge=1, description="requests waiting; beyond it: 503 + Retry-After")
+    request_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    preprocess_threads: int = Field(default=2, ge=1, le=64)
+
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # A 43 x 35 cm detector at 0.1 mm pitch is ~15 Mpx; 40 Mpx leaves room and stops bombs.
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _fail_fast(self) -> ClassifierSettings:
+        if not self.model_path.is_file():
+            raise ValueError(f"CLASSIFIER_MODEL_PATH {self.model_path} does not exist; run `make setup`")
+        if self.max_queue < self.max_batch_size:
+            raise ValueError("CLASSIFIER_MAX_QUEUE must be at least CLASSIFIER_MAX_BATCH_SIZE")
+        return self

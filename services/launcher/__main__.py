@@ -1,0 +1,95 @@
+"""`python -m services.launcher`: run the stack (`make run`) or print a role's launch arguments.
+
+run   [--profile cpu] [--only report,fracture]   start, wait for health, print READY, stop on Ctrl-C/SIGTERM
+args  --profile gpu --role report                 the vLLM server arguments models.yaml gives that role
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from services.launcher import config, supervisor
+from services.launcher.commands import service_commands, vllm_server_args
+from services.launcher.config import REPO_ROOT
+
+
+class _Stop(Exception):
+    """SIGTERM, turned into an exception so the supervisor's cleanup runs as for Ctrl-C."""
+
+
+def _raise_stop(_signum: int, _frame: object) -> None:
+    raise _Stop
+
+
+def _print_ready(service: supervisor.RunningService) -> None:
+    print(f"  {service.command.name:<16} http://127.0.0.1:{service.command.port}  (log: {service.log_path})", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    stack = config.load(args.profile)
+    commands = service_commands(stack)
+    if args.only:
+        wanted = set(args.only.split(","))
+        commands = [c for c in commands if c.name in wanted or c.name.removeprefix("vllm-") in wanted]
+    backends = [c for c in commands if c.name != "gateway"]
+    gateway = [c for c in commands if c.name == "gateway"]
+    signal.signal(signal.SIGTERM, _raise_stop)
+    print(f"cxr-serve: profile {stack.profile}: {stack.description}", flush=True)
+    try:
+        with supervisor.running([backends, gateway], args.log_dir, args.timeout, _print_ready) as services:
+            print(f"READY http://{stack.gateway.host}:{stack.gateway.port}", flush=True)
+            _watch(services)
+    except supervisor.LaunchError as error:
+        print(f"cxr-serve: {error}", file=sys.stderr, flush=True)
+        return 1
+    except (KeyboardInterrupt, _Stop):
+        pass  # the supervisor has stopped every child on the way out
+    print("cxr-serve: stopped", flush=True)
+    return 0
+
+
+def _watch(services: list[supervisor.RunningService]) -> None:
+    """Report a service that dies; the others keep serving (the gateway reports it as not ready)."""
+    reported: set[str] = set()
+    while True:
+        for service in services:
+            if service.process.poll() is not None and service.command.name not in reported:
+                reported.add(service.command.name)
+                print(
+                    f"cxr-serve: {service.command.name} exited with code {service.process.returncode}; see {service.log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        time.sleep(1.0)
+
+
+def print_args(args: argparse.Namespace) -> int:
+    role = config.load(args.profile).roles[args.role]
+    print(json.dumps({"argv": vllm_server_args(role, host="0.0.0.0"), "env": role.env}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.launcher", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="start the stack and wait")
+    run_parser.add_argument("--profile", default=None, help="profile in deploy/models.yaml (default: $CXR_PROFILE or cpu)")
+    run_parser.add_argument("--only", default="", help="comma-separated services, e.g. report,fracture,classifier,gateway")
+    run_parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs")
+    run_parser.add_argument("--timeout", type=float, default=900.0, help="seconds each stage may take to become healthy")
+    run_parser.set_defaults(handler=run)
+    args_parser = sub.add_parser("args", help="print one role's vLLM arguments")
+    args_parser.add_argument("--profile", required=True, choices=config.profile_names())
+    args_parser.add_argument("--role", required=True, choices=["report", "fracture"])
+    args_parser.set_defaults(handler=print_args)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The one loader of deploy/models.yaml.
+
+Everything that needs a port, a served model name or an engine argument asks
+this module: the launcher, the test fixtures, the deployment checks. A profile
+may `extends:` another; its roles are deep-merged over the parent's. Then the
+CXR_* environment overrides are applied, so an operator can move a port or
+point a role at another weights folder without editing the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_YAML = REPO_ROOT / "deploy" / "models.yaml"
+
+Role = Literal["report", "fracture", "classifier"]
+ROLES: tuple[Role, ...] = ("report", "fracture", "classifier")
+
+
+class ConfigError(ValueError):
+    """deploy/models.yaml or an override names something that does not exist."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleConfig(_Strict):
+    engine: Literal["vllm", "onnxruntime"]
+    model: str
+    served_name: str
+    port: int = Field(ge=1, le=65535)
+    args: dict[str, Any] = {}
+    env: dict[str, str] = {}
+
+    def model_location(self) -> str:
+        """A local folder relative to the repo becomes absolute; a hub id stays as it is."""
+        if self.model.startswith(("models/", "./", "/")):
+            return str((REPO_ROOT / self.model).resolve())
+        return self.model
+
+    def cli_args(self) -> list[str]:
+        """The engine arguments as command-line flags, in file order."""
+        rendered: list[str] = []
+        for key, value in self.args.items():
+            if value is False or value is None:
+                continue
+            rendered.append(f"--{key}")
+            if value is True:
+                continue
+            rendered.append(json.dumps(value) if isinstance(value, Mapping) else str(value))
+        return rendered
+
+
+class GatewayConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+
+class StackConfig(_Strict):
+    profile: str
+    description: str
+    gateway: GatewayConfig
+    roles: dict[Role, RoleConfig]
+
+    def url(self, role: Role) -> str:
+        return f"http://127.0.0.1:{self.roles[role].port}"
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_profile(profiles: Mapping[str, Any], name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    if name not in profiles:
+        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(sorted(profiles))}")
+    if name in seen:
+        raise ConfigError(f"profile inheritance loops: {' -> '.join((*seen, name))}")
+    raw = dict(profiles[name])
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    return _deep_merge(_resolve_profile(profiles, parent, (*seen, name)), raw)
+
+
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    if port := env.get("CXR_GATEWAY_PORT"):
+        data["gateway"] = {**data["gateway"], "port": int(port)}
+    for role in ROLES:
+        overrides = {
+            field: env[f"CXR_{role.upper()}_{field.upper()}"]
+            for field in ("port", "model")
+            if f"CXR_{role.upper()}_{field.upper()}" in env
+        }
+        if overrides:
+            data["roles"][role] = {**data["roles"][role], **overrides}
+    return data
+
+
+def profile_names(path: Path = MODELS_YAML) -> list[str]:
+    return sorted(yaml.safe_load(path.read_text())["profiles"])
+
+
+def load(profile: str | None = None, env: Mapping[str, str] | None = None, path: Path = MODELS_YAML) -> StackConfig:
+    """Resolve one profile of models.yaml, with CXR_* overrides from `env` (default: os.environ)."""
+    env = os.environ if env is None else env
+    document = yaml.safe_load(path.read_text())
+    name = profile or env.get("CXR_PROFILE", "cpu")
+    resolved = _resolve_profile(document["profiles"], name)
+    data = {
+        "profile": name,
+        "description": " ".join(resolved.get("description", "").split()),
+        "gateway": document["gateway"],
+        "roles": resolved["roles"],
+    }
+    return StackConfig.model_validate(_apply_env_overrides(data, env))

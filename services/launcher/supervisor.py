@@ -1,0 +1,122 @@
+"""Start a stack's services as child processes, wait until each is healthy, stop them all.
+
+Each child runs in its own process group, so stopping it also stops what it
+started (vLLM's engine core and workers): no orphans, and the ports are free
+for the next `make run` as soon as this returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.launcher.commands import ServiceCommand
+
+
+class LaunchError(RuntimeError):
+    """A service could not be started; the message names it."""
+
+
+@dataclass
+class RunningService:
+    command: ServiceCommand
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def check_port_free(command: ServiceCommand, host: str = "127.0.0.1") -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, command.port))
+        except OSError as error:
+            raise LaunchError(
+                f"{command.name}: port {command.port} is already in use ({error.strerror}); "
+                f"stop what holds it or set another port (see deploy/models.yaml)"
+            ) from None
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def start(command: ServiceCommand, log_dir: Path) -> RunningService:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{command.name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **command.env},
+            start_new_session=True,  # own process group: stop() reaches its children too
+        )
+    return RunningService(command, process, log_path)
+
+
+def wait_healthy(services: list[RunningService], timeout_s: float, on_ready: Callable[[RunningService], None]) -> None:
+    """Poll every service's health URL until all answer 200; fail fast if one exits."""
+    pending = list(services)
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for service in list(pending):
+                if service.process.poll() is not None:
+                    raise LaunchError(
+                        f"{service.command.name} exited with code {service.process.returncode} while starting; "
+                        f"last lines of {service.log_path}:\n{_log_tail(service.log_path)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(service.command.health_url()).status_code == 200:
+                        pending.remove(service)
+                        on_ready(service)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(s.command.name for s in pending)
+                raise LaunchError(f"not healthy after {timeout_s:.0f} s: {names}; see their logs in {pending[0].log_path.parent}")
+            time.sleep(0.5)
+
+
+def stop(services: list[RunningService], grace_s: float = 15.0) -> None:
+    """SIGTERM every process group, then SIGKILL what is still there after the grace period."""
+    for service in services:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for service in services:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.process.pid, signal.SIGKILL)  # stragglers in the group, if any
+        service.process.wait()
+
+
+@contextlib.contextmanager
+def running(
+    stages: list[list[ServiceCommand]],
+    log_dir: Path,
+    timeout_s: float,
+    on_ready: Callable[[RunningService], None] = lambda _: None,
+) -> Iterator[list[RunningService]]:
+    """Start the stages in order (each stage's services together), yield once all are healthy."""
+    for command in (c for stage in stages for c in stage):
+        check_port_free(command)
+    started: list[RunningService] = []
+    try:
+        for stage in stages:
+            batch = [start(command, log_dir) for command in stage]
+            started.extend(batch)
+            wait_healthy(batch, timeout_s, on_ready)
+        yield started
+    finally:
+        stop(started)

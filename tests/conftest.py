@@ -1,0 +1,174 @@
+"""Shared fixtures: the real stack, started once per test session through the launcher itself.
+
+Every service runs as it does under `make run` (same argv, same models), on
+free ports chosen here and passed as the CXR_* overrides models.yaml
+documents, so a developer's own `make run` on the default ports does not
+collide with the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.launcher import config
+from services.launcher.commands import gateway_env
+from services.launcher.config import REPO_ROOT, StackConfig
+
+SAMPLES = REPO_ROOT / "models" / "samples"
+STARTUP_TIMEOUT_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_overrides() -> dict[str, str]:
+    return {f"CXR_{name}_PORT": str(free_port()) for name in ("GATEWAY", "REPORT", "FRACTURE", "CLASSIFIER")}
+
+
+class LauncherProcess:
+    """`python -m services.launcher run` as a child, with its output collected."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, only: str = "") -> None:
+        argv = [sys.executable, "-m", "services.launcher", "run", "--log-dir", str(log_dir)]
+        if only:
+            argv += ["--only", only]
+        self.process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, prefix: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = next((line for line in self.lines if line.startswith(prefix)), None)
+            if match:
+                return match
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                raise RuntimeError(f"launcher exited ({self.process.returncode}):\n" + "\n".join(self.lines[-40:]))
+            time.sleep(0.5)
+        raise TimeoutError(f"no line starting {prefix!r} within {timeout_s} s:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        return code
+
+
+# Shorter answers keep the suite fast on 2 cores; they change lengths, not behaviour.
+SHORT_OUTPUTS = {"GATEWAY_FRACTURE_MAX_TOKENS": "24", "GATEWAY_REPORT_MAX_TOKENS": "48"}
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    return {**port_overrides(), **SHORT_OUTPUTS}
+
+
+@pytest.fixture(scope="session")
+def stack_config(stack_env: dict[str, str]) -> StackConfig:
+    return config.load("cpu", env=stack_env)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env: dict[str, str], stack_config: StackConfig, tmp_path_factory) -> Iterator[StackConfig]:
+    """The whole cpu-profile stack (both vLLM servers, the classifier, the gateway), once per session."""
+    launcher = LauncherProcess(stack_env, tmp_path_factory.mktemp("stack-logs"))
+    try:
+        launcher.wait_for_line("READY ", STARTUP_TIMEOUT_S)
+        yield stack_config
+    finally:
+        launcher.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_images() -> dict[str, bytes]:
+    images = {path.name: path.read_bytes() for path in sorted(SAMPLES.glob("*.jpeg"))}
+    assert len(images) == 16, f"make setup should have put 16 X-rays in {SAMPLES}"
+    return images
+
+
+def data_uri(image: bytes, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64,{base64.b64encode(image).decode()}"
+
+
+def gateway_url(stack: StackConfig) -> str:
+    return f"http://127.0.0.1:{stack.gateway.port}"
+
+
+class GatewayProcess:
+    """A second gateway (`python -m gateway serve`) with its own settings, beside the session stack."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = int(env["GATEWAY_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise TimeoutError("gateway did not start")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def start_gateway(stack: StackConfig, tmp_path_factory):
+    """Factory: a gateway for `stack` with some settings overridden; stopped at the end of the session."""
+    started: list[GatewayProcess] = []
+
+    def start(**overrides: str) -> GatewayProcess:
+        env = {**gateway_env(stack), **SHORT_OUTPUTS, "GATEWAY_PORT": str(free_port()), **overrides}
+        process = GatewayProcess(env, tmp_path_factory.mktemp("gateway") / "gateway.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

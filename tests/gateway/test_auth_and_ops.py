@@ -1,0 +1,73 @@
+"""API keys, readiness, metrics, request ids and what the logs may never contain."""
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import gateway_url
+from tests.gateway.conftest import xray_message
+
+KEY = "test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(start_gateway):
+    return start_gateway(GATEWAY_API_KEYS=f"{KEY},second-key-0123456789")
+
+
+def test_missing_and_wrong_keys_are_401_in_openai_shape(keyed_gateway):
+    for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789abcd"}, {"Authorization": "Basic x"}):
+        response = httpx.get(f"{keyed_gateway.url}/v1/models", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_valid_key_works_with_the_sdk_and_health_needs_none(keyed_gateway):
+    client = openai.OpenAI(base_url=f"{keyed_gateway.url}/v1", api_key=KEY, max_retries=0)
+    assert {m.id for m in client.models.list()} >= {"cxr-report"}
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{keyed_gateway.url}/v1", api_key="nope-nope-nope-nope", max_retries=0).models.list()
+    assert httpx.get(f"{keyed_gateway.url}/health").status_code == 200
+    assert httpx.get(f"{keyed_gateway.url}/ready").status_code == 200
+
+
+def test_short_keys_are_refused_at_start_up(start_gateway):
+    with pytest.raises(RuntimeError, match="at least 16 characters"):
+        start_gateway(GATEWAY_API_KEYS="short")
+
+
+def test_ready_reports_every_backend(stack):
+    body = httpx.get(f"{gateway_url(stack)}/ready").json()
+    assert body["ready"] is True
+    assert set(body["backends"]) == {"classifier", "fracture", "report"}
+    assert all(b["detail"] == "HTTP 200" for b in body["backends"].values())
+
+
+def test_request_id_is_echoed_and_metrics_count_by_model(stack, sample_images):
+    url = gateway_url(stack)
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=300)
+    client.chat.completions.create(model="cxr-report", messages=xray_message(next(iter(sample_images.values()))))
+    response = httpx.get(f"{url}/v1/models", headers={"X-Request-ID": "his-req-42"})
+    assert response.headers["x-request-id"] == "his-req-42"
+    assert httpx.get(f"{url}/v1/models").headers["x-request-id"]  # generated when absent
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'gateway_requests_total{model="/v1/models",status="200"}' in metrics
+    assert "gateway_backend_in_flight" in metrics
+    assert 'gateway_stage_seconds_count{stage="classifier"}' in metrics
+    assert 'gateway_pipeline_results_total{status="complete"}' in metrics
+
+
+def test_logs_carry_ids_and_timings_but_never_content(keyed_gateway, sample_images):
+    secret_indication = "Patient John Q. Sample, MRN 998877, fever"
+    client = openai.OpenAI(base_url=f"{keyed_gateway.url}/v1", api_key=KEY, max_retries=0, timeout=300)
+    completion = client.chat.completions.with_raw_response.create(
+        model="cxr-report",
+        messages=xray_message(next(iter(sample_images.values())), text=secret_indication),
+        extra_headers={"X-Request-ID": "log-check-1"},
+    )
+    report = completion.parse().choices[0].message.content
+    log = keyed_gateway.log_text()
+    assert '"request_id": "log-check-1"' in log and '"latency_ms"' in log
+    assert "MRN 998877" not in log and "John Q." not in log
+    assert report[:40] not in log
+    assert "base64" not in log and "/9j/" not in log  # no image bytes

@@ -1,0 +1,57 @@
+"""The clinical rule tables and the fracture-text parser (pure functions over the data files)."""
+
+import pytest
+
+from gateway.clinical import fracture_findings, load, rules
+
+CLINICAL = load()
+
+
+@pytest.mark.parametrize(
+    ("cls", "confidence", "risk", "interpretation"),
+    [
+        ("PNEUMONIA", 0.95, "high", "very_confident"),
+        ("PNEUMONIA", 0.90, "high", "confident"),
+        ("PNEUMONIA", 0.75, "medium", "somewhat_confident"),
+        ("PNEUMONIA", 0.55, "low", "not_confident"),
+        ("NORMAL", 0.92, "normal", "confident"),
+        ("NORMAL", 0.60, "uncertain", "not_confident"),
+    ],
+)
+def test_seed_thresholds(cls, confidence, risk, interpretation):
+    assessment = rules.assess(CLINICAL, rules.Facts(cls, confidence, False), "en")
+    assert assessment.risk_level.code == risk
+    assert assessment.confidence_interpretation.code == interpretation
+
+
+def test_recommendations_follow_the_seed_table_in_both_languages():
+    high = rules.assess(CLINICAL, rules.Facts("PNEUMONIA", 0.85, False), "zh").recommendations
+    assert high[-3:] == ["建议进行血常规检查", "可考虑痰培养检查", "必要时进行CT检查"]
+    low = rules.assess(CLINICAL, rules.Facts("PNEUMONIA", 0.6, False), "en").recommendations
+    assert len(low) == 4 and "Monitor symptoms closely" in low
+    assert len(rules.assess(CLINICAL, rules.Facts("NORMAL", 0.99, False), "en").recommendations) == 2
+    with_fracture = rules.assess(CLINICAL, rules.Facts("NORMAL", 0.99, True), "en").recommendations
+    assert any("fracture" in item for item in with_fracture)
+    unknown_fracture = rules.assess(CLINICAL, rules.Facts("NORMAL", 0.99, None), "en").recommendations
+    assert not any("fracture" in item for item in unknown_fracture)
+
+
+@pytest.mark.parametrize(
+    ("text", "suspected"),
+    [
+        ("Acute fracture of the left 5th rib.", True),
+        ("No fracture is seen.", False),
+        ("No evidence of fracture. Lungs are clear.", False),
+        ("Without displaced fractures.", False),
+        ("Healed right clavicle fracture; no acute fracture.", True),
+        ("No definite fracture, but a rib fracture cannot be excluded.", True),
+        ("The bones are intact.", False),
+        ("未见明显骨折。", False),
+        ("左侧第5肋骨骨折。", True),
+        ("Cannot exclude a subtle fracture", True),
+    ],
+)
+def test_fracture_text_negation(text, suspected):
+    finding = fracture_findings.parse(text, CLINICAL.rules["fracture_terms"])
+    assert finding.suspected is suspected
+    assert bool(finding.evidence) is suspected

@@ -1,0 +1,116 @@
+"""Backend faults: a real network cut between the gateway and one backend, then its restoration."""
+
+import openai
+import pytest
+
+from tests.conftest import free_port
+from tests.gateway.conftest import xray_message
+from tests.proxy import CuttableProxy
+
+
+@pytest.fixture(scope="module")
+def proxies(stack):
+    made = {role: CuttableProxy(free_port(), stack.roles[role].port) for role in ("fracture", "report", "classifier")}
+    yield made
+    for proxy in made.values():
+        proxy.close()
+
+
+@pytest.fixture(scope="module")
+def faulty(start_gateway, proxies):
+    gateway = start_gateway(
+        GATEWAY_FRACTURE_URL=proxies["fracture"].url,
+        GATEWAY_REPORT_URL=proxies["report"].url,
+        GATEWAY_CLASSIFIER_URL=proxies["classifier"].url,
+    )
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def xray(sample_images):
+    return sample_images["person1946_bacteria_4874.jpeg"]
+
+
+def pipeline(client, xray):
+    return client.chat.completions.create(model="cxr-report", messages=xray_message(xray)).model_extra["cxr"]
+
+
+def test_vlm_down_gives_partial_with_a_warning_then_recovers(faulty, proxies, xray):
+    proxies["fracture"].cut()
+    try:
+        cxr = pipeline(faulty, xray)
+        assert cxr["status"] == "partial"
+        assert cxr["fracture"] is None  # never invented
+        assert any(w.startswith("fracture:") and "fracture backend failed" in w for w in cxr["warnings"])
+        assert cxr["classification"]["predicted_class"] == "PNEUMONIA"
+        assert cxr["report_available"] is True
+    finally:
+        proxies["fracture"].restore()
+    cxr = pipeline(faulty, xray)
+    assert cxr["status"] == "complete" and cxr["warnings"] == []
+
+
+def test_report_llm_down_gives_partial_without_a_report(faulty, proxies, xray):
+    proxies["report"].cut()
+    try:
+        completion = faulty.chat.completions.create(model="cxr-report", messages=xray_message(xray))
+        cxr = completion.model_extra["cxr"]
+        assert cxr["status"] == "partial" and cxr["report_available"] is False
+        assert any(w.startswith("report:") for w in cxr["warnings"])
+        assert "unavailable" in completion.choices[0].message.content.lower()
+        assert cxr["fracture"] is not None
+    finally:
+        proxies["report"].restore()
+
+
+def test_classifier_down_is_503_naming_it(faulty, proxies, xray):
+    proxies["classifier"].cut()
+    try:
+        with pytest.raises(openai.APIStatusError) as error:
+            pipeline(faulty, xray)
+        assert error.value.status_code == 503
+        assert "classifier backend failed" in error.value.body["message"]
+    finally:
+        proxies["classifier"].restore()
+    assert pipeline(faulty, xray)["status"] == "complete"
+
+
+def test_passthrough_to_a_down_backend_is_503(faulty, proxies):
+    proxies["report"].cut()
+    try:
+        with pytest.raises(openai.APIStatusError) as error:
+            faulty.chat.completions.create(model="report-llm", messages=[{"role": "user", "content": "x"}], max_tokens=4)
+        assert error.value.status_code == 503
+    finally:
+        proxies["report"].restore()
+
+
+def test_saturated_backend_is_429_with_retry_after(start_gateway, sample_images):
+    import asyncio
+
+    import httpx
+
+    from tests.conftest import data_uri
+
+    gateway = start_gateway(GATEWAY_FRACTURE_MAX_CONCURRENCY="1")
+    body = {
+        "model": "chexfract",
+        "max_tokens": 16,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": data_uri(next(iter(sample_images.values())))}}],
+            }
+        ],
+    }
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=300) as client:
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(4)))
+
+    responses = asyncio.run(burst())
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses[0] == 200 and 429 in statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["type"] == "rate_limit_error"

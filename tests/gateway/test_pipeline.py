@@ -1,0 +1,115 @@
+"""`cxr-report` through the official openai SDK: sync, async, streaming, both languages, JSON mode."""
+
+import json
+
+import httpx
+import pytest
+
+from gateway.clinical import load
+from tests.gateway.conftest import xray_message
+
+PNEUMONIA = "person1946_bacteria_4874.jpeg"
+NORMAL = "NORMAL2-IM-1430-0001.jpeg"
+CLINICAL = load()
+
+
+def cxr_of(completion) -> dict:
+    return completion.model_extra["cxr"]
+
+
+def fracture_direct(stack, image: bytes) -> str:
+    """What the VLM itself answers for the request the pipeline sends it."""
+    from gateway.images import XrayInput, data_uri
+
+    xray = XrayInput(image=image, mime="image/jpeg", text="")
+    payload = {
+        "model": stack.roles["fracture"].served_name,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": data_uri(xray)}},
+                    {"type": "text", "text": CLINICAL.fracture_prompt},
+                ],
+            }
+        ],
+        "max_tokens": 24,
+        "temperature": 0.0,
+    }
+    answer = httpx.post(f"{stack.url('fracture')}/v1/chat/completions", json=payload, timeout=120).json()
+    return answer["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_sync_pipeline_merges_every_stage(client, stack, sample_images, language):
+    image = sample_images[PNEUMONIA]
+    completion = client.chat.completions.create(
+        model="cxr-report", messages=xray_message(image), extra_body={"language": language}
+    )
+    cxr = cxr_of(completion)
+    assert completion.choices[0].message.content.strip()
+    assert cxr["status"] == "complete" and cxr["warnings"] == [] and cxr["language"] == language
+    direct = httpx.post(f"{stack.url('classifier')}/classify", content=image, timeout=60).json()
+    assert cxr["classification"]["predicted_class"] == direct["predicted_class"]
+    assert cxr["classification"]["confidence"] == pytest.approx(direct["confidence"], abs=1e-4)
+    assert cxr["fracture"]["text"] == fracture_direct(stack, image)
+    assert cxr["risk_level"]["code"] == "high"  # PNEUMONIA at 0.9995 (seed rule table)
+    assert cxr["risk_level"]["text"] == CLINICAL.rules["risk_level"][0]["text"][language]
+    assert cxr["disclaimer"].startswith(CLINICAL.text("disclaimer", language))
+    assert CLINICAL.text("stand_in_notice", language) in cxr["disclaimer"]
+    assert {m["role"] for m in cxr["models"]} == {"classifier", "fracture", "report"}
+    assert all(m["clinical_use"] is False and m["sha256"] for m in cxr["models"])
+    assert set(cxr["timings_ms"]) == {"classifier", "fracture", "report", "total"}
+
+
+async def test_async_pipeline_with_metadata_language(async_client, sample_images):
+    completion = await async_client.chat.completions.create(
+        model="cxr-report", messages=xray_message(sample_images[NORMAL]), metadata={"language": "zh"}
+    )
+    cxr = cxr_of(completion)
+    assert cxr["language"] == "zh"
+    assert cxr["classification"]["predicted_class"] == "NORMAL"
+    assert cxr["risk_level"]["code"] == "normal"  # NORMAL at 0.97
+
+
+def test_streaming_pipeline_streams_the_report_and_ends_with_cxr(client, sample_images):
+    stream = client.chat.completions.create(model="cxr-report", messages=xray_message(sample_images[PNEUMONIA]), stream=True)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 2  # token by token
+    final = chunks[-1]
+    assert final.choices[0].finish_reason == "stop"
+    assert final.model_extra["cxr"]["status"] == "complete"
+    assert all("cxr" not in (c.model_extra or {}) for c in chunks[:-1])
+
+
+def test_json_mode_puts_the_merged_object_in_the_content(client, sample_images):
+    completion = client.chat.completions.create(
+        model="cxr-report", messages=xray_message(sample_images[NORMAL]), response_format={"type": "json_object"}
+    )
+    content = json.loads(completion.choices[0].message.content)
+    assert content["classification"] == cxr_of(completion)["classification"]
+    assert content["report"].strip()
+
+
+def test_classifier_model_answers_json(client, stack, sample_images):
+    completion = client.chat.completions.create(model="pneumonia-classifier", messages=xray_message(sample_images[NORMAL]))
+    content = json.loads(completion.choices[0].message.content)
+    direct = httpx.post(f"{stack.url('classifier')}/classify", content=sample_images[NORMAL], timeout=60).json()
+    assert content["predicted_class"] == direct["predicted_class"]
+    assert content["model"]["clinical_use"] is False
+
+
+def test_analyze_upload_returns_the_merged_object(stack, sample_images):
+    from tests.conftest import gateway_url
+
+    response = httpx.post(
+        f"{gateway_url(stack)}/v1/analyze",
+        files={"file": ("x.jpeg", sample_images[PNEUMONIA])},
+        data={"language": "en", "indication": "fever"},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["report"].strip() and body["cxr"]["classification"]["predicted_class"] == "PNEUMONIA"
