@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # The venv is rebuilt when pyproject.toml changes (its hash names the stamp).
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 	$(PY) -m services.modelbuild
@@ -29,6 +29,17 @@ lint: $(STAMP)
 
 test: setup lint
 	$(PY) -m pytest
+
+# Performance targets, measured side by side (~10 min on 2 cores); see README "Performance".
+bench: setup
+	$(PY) -m scripts.bench
+
+bench-soak: setup
+	$(PY) -m scripts.bench --soak 300
+
+# Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
+deploy-files: $(STAMP)
+	$(PY) -m services.launcher manifests
 
 clean:
 	rm -rf $(VENV) models logs

@@ -21,19 +21,19 @@ from gateway.images import ImagePolicy
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline, PipelineConfig
 from gateway.routes import analyze, chat, health, models
-from gateway.settings import GatewaySettings
+from gateway.settings import BackendSettings, GatewaySettings
 from services.asgi import BodySizeLimit, Exchange, RequestObserver
 from services.classifier.metadata import ModelMetadata
 
 log = logging.getLogger("gateway")
 
 
-def _client(base_url: str, settings: GatewaySettings, read_timeout_s: float, pool: int) -> httpx.AsyncClient:
+def _client(backend: BackendSettings, connect_timeout_s: float) -> httpx.AsyncClient:
     """One pooled client per backend; the read timeout bounds a whole answer, not just the connect."""
     return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(read_timeout_s, connect=settings.connect_timeout_s),
-        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        base_url=backend.url,
+        timeout=httpx.Timeout(backend.timeout_s, connect=connect_timeout_s),
+        limits=httpx.Limits(max_connections=backend.max_concurrency, max_keepalive_connections=backend.max_concurrency),
         trust_env=False,  # never route patient data through a proxy from the environment
     )
 
@@ -41,41 +41,25 @@ def _client(base_url: str, settings: GatewaySettings, read_timeout_s: float, poo
 async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gateway:
     s = settings
     metrics = GatewayMetrics()
-    limits = {
-        "classifier": ConcurrencyLimit("classifier", s.classifier_max_concurrency),
-        "fracture": ConcurrencyLimit("fracture", s.fracture_max_concurrency),
-        "report": ConcurrencyLimit("report", s.report_max_concurrency),
-    }
-    for name, limit in limits.items():
-        metrics.watch_in_flight(name, lambda limit=limit: limit.in_flight)
+    backends = {role: s.backend(role) for role in ("classifier", "fracture", "report")}
+    clients = {role: await stack.enter_async_context(_client(b, s.connect_timeout_s)) for role, b in backends.items()}
+    limits = {role: ConcurrencyLimit(role, b.max_concurrency) for role, b in backends.items()}
+    for role, limit in limits.items():
+        metrics.watch_in_flight(role, lambda limit=limit: limit.in_flight)
     pool = stack.enter_context(ThreadPoolExecutor(4, thread_name_prefix="gateway-preprocess"))
     classifier = ClassifierBackend(
         ModelMetadata.read_folder(s.classifier_model_dir),
-        await stack.enter_async_context(_client(s.classifier_url, s, s.classifier_timeout_s, s.classifier_max_concurrency)),
+        clients["classifier"],
         limits["classifier"],
         s.classifier_timeout_s,
         pool,
         s.max_image_pixels,
     )
-    fracture = ChatBackend(
-        "fracture",
-        s.fracture_model,
-        await stack.enter_async_context(_client(s.fracture_url, s, s.fracture_timeout_s, s.fracture_max_concurrency)),
-        limits["fracture"],
-        s.fracture_timeout_s,
+    fracture, report = (
+        ChatBackend(role, backends[role].model, clients[role], limits[role], backends[role].timeout_s)
+        for role in ("fracture", "report")
     )
-    report = ChatBackend(
-        "report",
-        s.report_model,
-        await stack.enter_async_context(_client(s.report_url, s, s.report_timeout_s, s.report_max_concurrency)),
-        limits["report"],
-        s.report_timeout_s,
-    )
-    infos = {
-        "classifier": model_info("classifier", s.classifier_model, s.classifier_model_dir),
-        "fracture": model_info("fracture", s.fracture_model, s.fracture_model_dir),
-        "report": model_info("report", s.report_model, s.report_model_dir),
-    }
+    infos = {role: model_info(role, b.model, b.model_dir) for role, b in backends.items()}
     catalog = Catalog(
         routes={
             s.pipeline_model: Route.PIPELINE,

@@ -27,6 +27,53 @@ from gateway.protocol import ClassificationResult, CodedText, CxrResult, Fractur
 T = TypeVar("T")
 
 
+def fracture_request(model: str, prompt: str, image_uri: str, max_tokens: int) -> dict:
+    """The chat request ChexFract gets: the image, then the fracture question from prompts/fracture.en.md."""
+    return {
+        "model": model,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image_uri}},
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        ],
+        "max_tokens": max_tokens,
+        "temperature": 0.0,  # deterministic: the same image gives the same description
+    }
+
+
+def report_request(
+    model: str,
+    clinical: ClinicalContent,
+    language: Language,
+    classification: ClassificationResult,
+    fracture_text: str | None,
+    risk_text: str,
+    indication: str,
+    max_tokens: int,
+) -> dict:
+    """The chat request the report LLM gets: the findings put into prompts/report.<language>.md."""
+    prompt = clinical.report_prompts[language].format(
+        predicted_class=classification.predicted_class,
+        confidence=classification.confidence,
+        p_normal=classification.probabilities.get("NORMAL", 0.0),
+        p_pneumonia=classification.probabilities.get("PNEUMONIA", 0.0),
+        risk_level=risk_text,
+        fracture_text=fracture_text if fracture_text is not None else clinical.placeholder("fracture_unavailable", language),
+        indication=indication or clinical.placeholder("indication_missing", language),
+        date=dt.date.today().isoformat(),
+    )
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+    }
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     fracture_max_tokens: int
@@ -98,20 +145,9 @@ class Pipeline:
     # --- stage one: classifier and ChexFract, concurrently ----------------------------------------
 
     def _fracture_payload(self, xray: XrayInput) -> dict:
-        return {
-            "model": self.fracture.model,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_url", "image_url": {"url": data_uri(xray)}},
-                        {"type": "text", "text": self.clinical.fracture_prompt},
-                    ],
-                }
-            ],
-            "max_tokens": self.config.fracture_max_tokens,
-            "temperature": 0.0,  # deterministic: the same image gives the same description
-        }
+        return fracture_request(
+            self.fracture.model, self.clinical.fracture_prompt, data_uri(xray), self.config.fracture_max_tokens
+        )
 
     async def _fracture(self, clock: StageClock, xray: XrayInput, warnings: list[str]) -> FractureResult | None:
         try:
@@ -149,26 +185,16 @@ class Pipeline:
     # --- stage two: the report ----------------------------------------------------------------------
 
     def report_payload(self, findings: Findings) -> dict:
-        lang = findings.language
-        c = findings.classification
-        prompt = self.clinical.report_prompts[lang].format(
-            predicted_class=c.predicted_class,
-            confidence=c.confidence,
-            p_normal=c.probabilities.get("NORMAL", 0.0),
-            p_pneumonia=c.probabilities.get("PNEUMONIA", 0.0),
-            risk_level=findings.assessment.risk_level.text,
-            fracture_text=findings.fracture.text
-            if findings.fracture
-            else self.clinical.placeholder("fracture_unavailable", lang),
-            indication=findings.indication or self.clinical.placeholder("indication_missing", lang),
-            date=dt.date.today().isoformat(),
+        return report_request(
+            self.report.model,
+            self.clinical,
+            findings.language,
+            findings.classification,
+            findings.fracture.text if findings.fracture else None,
+            findings.assessment.risk_level.text,
+            findings.indication,
+            self.config.report_max_tokens,
         )
-        return {
-            "model": self.report.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": self.config.report_max_tokens,
-            "temperature": 0.0,
-        }
 
     def result(self, findings: Findings, report_available: bool) -> CxrResult:
         lang = findings.language

@@ -7,6 +7,7 @@ same variables. Unsafe values fail at start-up, not at the first request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,16 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.clinical import Language
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    role: str
+    url: str
+    model: str
+    model_dir: str
+    timeout_s: float
+    max_concurrency: int
 
 
 class GatewaySettings(BaseSettings):
@@ -77,6 +88,17 @@ class GatewaySettings(BaseSettings):
         if self.image_folder is not None and not self.image_folder.is_dir():
             raise ValueError(f"GATEWAY_IMAGE_FOLDER {self.image_folder} is not a folder")
         return self
+
+    def backend(self, role: str) -> BackendSettings:
+        """One backend's settings, gathered from the flat GATEWAY_<ROLE>_* fields."""
+        return BackendSettings(
+            role=role,
+            url=getattr(self, f"{role}_url"),
+            model=getattr(self, f"{role}_model"),
+            model_dir=getattr(self, f"{role}_model_dir"),
+            timeout_s=getattr(self, f"{role}_timeout_s"),
+            max_concurrency=getattr(self, f"{role}_max_concurrency"),
+        )
 
     def all_api_keys(self) -> list[str]:
         keys = [k.get_secret_value() for k in self.api_keys]

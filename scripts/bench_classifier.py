@@ -32,18 +32,11 @@ from services.classifier.metadata import ModelMetadata
 from services.classifier.model import OnnxClassifier
 from services.classifier.preprocess import prepare
 from services.launcher.config import REPO_ROOT
+from services.launcher.process import free_port
 
 MODEL = REPO_ROOT / "models" / "pneumonia-classifier" / "model.onnx"
 SAMPLES = REPO_ROOT / "models" / "samples"
 MAX_PIXELS = 40_000_000
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_worker(port: int, threads: int) -> subprocess.Popen:
@@ -149,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = ModelMetadata.read(MODEL).input
     tensors = np.stack([prepare(image, spec, MAX_PIXELS) for image in images])
 
-    port = _free_port()
+    port = free_port()
     worker = start_worker(port, args.threads)
     try:
         http = [asyncio.run(http_level(f"http://127.0.0.1:{port}", images, c, args.requests)) for c in (1, 8, 32)]

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,62 +22,10 @@ import pytest
 from services.launcher import config
 from services.launcher.commands import gateway_env
 from services.launcher.config import REPO_ROOT, StackConfig
+from services.launcher.process import LauncherProcess, free_port, port_overrides
 
 SAMPLES = REPO_ROOT / "models" / "samples"
 STARTUP_TIMEOUT_S = 900
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_overrides() -> dict[str, str]:
-    return {f"CXR_{name}_PORT": str(free_port()) for name in ("GATEWAY", "REPORT", "FRACTURE", "CLASSIFIER")}
-
-
-class LauncherProcess:
-    """`python -m services.launcher run` as a child, with its output collected."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path, only: str = "") -> None:
-        argv = [sys.executable, "-m", "services.launcher", "run", "--log-dir", str(log_dir)]
-        if only:
-            argv += ["--only", only]
-        self.process = subprocess.Popen(
-            argv,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=REPO_ROOT,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for_line(self, prefix: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            match = next((line for line in self.lines if line.startswith(prefix)), None)
-            if match:
-                return match
-            if self.process.poll() is not None:
-                self._reader.join(timeout=5)
-                raise RuntimeError(f"launcher exited ({self.process.returncode}):\n" + "\n".join(self.lines[-40:]))
-            time.sleep(0.5)
-        raise TimeoutError(f"no line starting {prefix!r} within {timeout_s} s:\n" + "\n".join(self.lines[-40:]))
-
-    def stop(self, timeout_s: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout_s)
-        self._reader.join(timeout=5)
-        return code
 
 
 # Shorter answers keep the suite fast on 2 cores; they change lengths, not behaviour.

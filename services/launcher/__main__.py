@@ -74,6 +74,19 @@ def print_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def manifests_command(args: argparse.Namespace) -> int:
+    from services.launcher import manifests
+
+    if args.check:
+        stale = manifests.stale_files()
+        for path in stale:
+            print(f"out of date: {path.relative_to(REPO_ROOT)} (run `make deploy-files`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in manifests.write_all():
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.launcher", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     args_parser.add_argument("--profile", required=True, choices=config.profile_names())
     args_parser.add_argument("--role", required=True, choices=["report", "fracture"])
     args_parser.set_defaults(handler=print_args)
+    manifests_parser = sub.add_parser("manifests", help="write deploy/docker-compose*.yml and deploy/k8s/ from models.yaml")
+    manifests_parser.add_argument("--check", action="store_true", help="only report files that differ")
+    manifests_parser.set_defaults(handler=manifests_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

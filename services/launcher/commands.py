@@ -8,9 +8,11 @@ deployment at once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from services.launcher.config import ROLES, RoleConfig, StackConfig
+from services.launcher.config import REPO_ROOT, RoleConfig, StackConfig
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
@@ -27,11 +29,14 @@ class ServiceCommand:
         return f"http://{host}:{self.port}{self.health_path}"
 
 
-def vllm_server_args(role: RoleConfig, host: str = "127.0.0.1") -> list[str]:
-    """Arguments after `python -m vllm.entrypoints.openai.api_server` (or `vllm serve`)."""
+def vllm_server_args(role: RoleConfig, host: str = "127.0.0.1", root: Path = REPO_ROOT) -> list[str]:
+    """Arguments after `python -m vllm.entrypoints.openai.api_server` (or `vllm serve`).
+
+    `root` is where local model folders live: the repo natively, the models mount in a container.
+    """
     return [
         "--model",
-        role.model_location(),
+        role.model_location(root),
         "--served-model-name",
         role.served_name,
         "--host",
@@ -54,34 +59,44 @@ def _vllm(name: str, role: RoleConfig) -> ServiceCommand:
     )
 
 
+def classifier_env(role: RoleConfig, host: str = "127.0.0.1", root: Path = REPO_ROOT) -> dict[str, str]:
+    return {
+        **role.env,
+        "CLASSIFIER_MODEL_PATH": role.model_location(root),
+        "CLASSIFIER_MODEL_NAME": role.served_name,
+        "CLASSIFIER_HOST": host,
+        "CLASSIFIER_PORT": str(role.port),
+    }
+
+
 def _classifier(role: RoleConfig) -> ServiceCommand:
     return ServiceCommand(
         name="classifier",
         argv=[sys.executable, "-m", "services.classifier"],
         port=role.port,
         health_path="/v2/health/ready",
-        env={
-            **role.env,
-            "CLASSIFIER_MODEL_PATH": role.model_location(),
-            "CLASSIFIER_MODEL_NAME": role.served_name,
-            "CLASSIFIER_PORT": str(role.port),
-        },
+        env=classifier_env(role),
     )
 
 
-def gateway_env(stack: StackConfig) -> dict[str, str]:
-    """Backend URLs and served names for the gateway, derived from the stack."""
-    env = {"GATEWAY_PORT": str(stack.gateway.port), "GATEWAY_HOST": stack.gateway.host}
-    for role in ROLES:
-        env[f"GATEWAY_{role.upper()}_URL"] = stack.url(role)
-        env[f"GATEWAY_{role.upper()}_MODEL"] = stack.roles[role].served_name
-        env[f"GATEWAY_{role.upper()}_MODEL_DIR"] = _model_dir(stack.roles[role])
+def gateway_env(
+    stack: StackConfig,
+    host: str | None = None,
+    root: Path = REPO_ROOT,
+    backend_host: Callable[[str], str] = lambda _role: "127.0.0.1",
+) -> dict[str, str]:
+    """The gateway's settings derived from the stack: where each backend is, what it serves, its model card.
+
+    Natively every backend is on 127.0.0.1; in compose or Kubernetes `backend_host`
+    names the role's service and `root` is where the image mounts models/.
+    """
+    env = {"GATEWAY_PORT": str(stack.gateway.port), "GATEWAY_HOST": host or stack.gateway.host}
+    for name, role in stack.roles.items():
+        location = role.model_location(root)
+        env[f"GATEWAY_{name.upper()}_URL"] = f"http://{backend_host(name)}:{role.port}"
+        env[f"GATEWAY_{name.upper()}_MODEL"] = role.served_name
+        env[f"GATEWAY_{name.upper()}_MODEL_DIR"] = location.rsplit("/", 1)[0] if location.endswith(".onnx") else location
     return env
-
-
-def _model_dir(role: RoleConfig) -> str:
-    location = role.model_location()
-    return location.rsplit("/", 1)[0] if location.endswith(".onnx") else location
 
 
 def _gateway(stack: StackConfig) -> ServiceCommand:

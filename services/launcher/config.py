@@ -41,11 +41,12 @@ class RoleConfig(_Strict):
     args: dict[str, Any] = {}
     env: dict[str, str] = {}
 
-    def model_location(self) -> str:
-        """A local folder relative to the repo becomes absolute; a hub id stays as it is."""
-        if self.model.startswith(("models/", "./", "/")):
-            return str((REPO_ROOT / self.model).resolve())
-        return self.model
+    def is_local(self) -> bool:
+        return self.model.startswith(("models/", "./", "/"))
+
+    def model_location(self, root: Path = REPO_ROOT) -> str:
+        """A local path relative to `root` (the repo, or where a container mounts it); a hub id as it is."""
+        return str(root / self.model) if self.is_local() else self.model
 
     def cli_args(self) -> list[str]:
         """The engine arguments as command-line flags, in file order."""
@@ -65,10 +66,18 @@ class GatewayConfig(_Strict):
     port: int = Field(ge=1, le=65535)
 
 
+class ContainerConfig(_Strict):
+    images: dict[str, str]
+    app_root: str
+    hf_cache: str
+
+
 class StackConfig(_Strict):
     profile: str
     description: str
+    accelerator: Literal["cpu", "gpu"]
     gateway: GatewayConfig
+    containers: ContainerConfig
     roles: dict[Role, RoleConfig]
 
     def url(self, role: Role) -> str:
@@ -124,7 +133,9 @@ def load(profile: str | None = None, env: Mapping[str, str] | None = None, path:
     data = {
         "profile": name,
         "description": " ".join(resolved.get("description", "").split()),
+        "accelerator": resolved["accelerator"],
         "gateway": document["gateway"],
+        "containers": document["containers"],
         "roles": resolved["roles"],
     }
     return StackConfig.model_validate(_apply_env_overrides(data, env))

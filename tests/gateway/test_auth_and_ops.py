@@ -1,5 +1,7 @@
 """API keys, readiness, metrics, request ids and what the logs may never contain."""
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -66,6 +68,9 @@ def test_logs_carry_ids_and_timings_but_never_content(keyed_gateway, sample_imag
         extra_headers={"X-Request-ID": "log-check-1"},
     )
     report = completion.parse().choices[0].message.content
+    deadline = time.monotonic() + 10  # the request line is written just after the response is sent
+    while '"request_id": "log-check-1"' not in keyed_gateway.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     log = keyed_gateway.log_text()
     assert '"request_id": "log-check-1"' in log and '"latency_ms"' in log
     assert "MRN 998877" not in log and "John Q." not in log

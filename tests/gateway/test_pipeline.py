@@ -6,6 +6,8 @@ import httpx
 import pytest
 
 from gateway.clinical import load
+from gateway.pipeline import fracture_request
+from tests.conftest import data_uri
 from tests.gateway.conftest import xray_message
 
 PNEUMONIA = "person1946_bacteria_4874.jpeg"
@@ -19,23 +21,7 @@ def cxr_of(completion) -> dict:
 
 def fracture_direct(stack, image: bytes) -> str:
     """What the VLM itself answers for the request the pipeline sends it."""
-    from gateway.images import XrayInput, data_uri
-
-    xray = XrayInput(image=image, mime="image/jpeg", text="")
-    payload = {
-        "model": stack.roles["fracture"].served_name,
-        "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image_url", "image_url": {"url": data_uri(xray)}},
-                    {"type": "text", "text": CLINICAL.fracture_prompt},
-                ],
-            }
-        ],
-        "max_tokens": 24,
-        "temperature": 0.0,
-    }
+    payload = fracture_request(stack.roles["fracture"].served_name, CLINICAL.fracture_prompt, data_uri(image), 24)
     answer = httpx.post(f"{stack.url('fracture')}/v1/chat/completions", json=payload, timeout=120).json()
     return answer["choices"][0]["message"]["content"]
 

@@ -1,0 +1,13 @@
+# The gateway: pure Python, no GPU. Installs the project as pyproject.toml pins it.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY services ./services
+COPY gateway ./gateway
+COPY scripts ./scripts
+RUN pip install . && useradd --uid 10001 --no-create-home cxr
+USER cxr
+EXPOSE 8080
+# models/ (model cards, the classifier's metadata file) is mounted read-only at /app/models.
+CMD ["python", "-m", "gateway", "serve"]

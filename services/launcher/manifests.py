@@ -1,0 +1,405 @@
+"""Compose files and Kubernetes manifests, generated from deploy/models.yaml.
+
+    python -m services.launcher manifests            # rewrite deploy/docker-compose*.yml and deploy/k8s/
+    python -m services.launcher manifests --check    # exit 1 if a committed file differs (a test runs this)
+
+Every container runs the same argv as `make run` for the same profile
+(`vllm_server_args`, `classifier_env`, `gateway_env`), with container paths
+and service names in place of the repo's paths and 127.0.0.1: a flag changed
+in models.yaml reaches every deployment, and cannot drift by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from services.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, vllm_server_args
+from services.launcher.config import REPO_ROOT, RoleConfig, StackConfig, load
+
+DEPLOY = REPO_ROOT / "deploy"
+GENERATED_NOTICE = "# Generated from deploy/models.yaml by `make deploy-files`; edit that file, not this one.\n"
+GENERATED_PROFILES = {"gpu": "docker-compose.yml", "cpu": "docker-compose.cpu.yml"}
+SERVICE_NAMES = {"report": "vllm-report", "fracture": "vllm-chexfract", "classifier": "classifier"}
+
+
+def _root(stack: StackConfig) -> PurePosixPath:
+    return PurePosixPath(stack.containers.app_root)
+
+
+def _service_host(role: str) -> str:
+    return SERVICE_NAMES[role]
+
+
+def vllm_container_args(stack: StackConfig, role: str) -> list[str]:
+    return vllm_server_args(stack.roles[role], host="0.0.0.0", root=Path(_root(stack)))
+
+
+def gateway_container_env(stack: StackConfig) -> dict[str, str]:
+    return gateway_env(stack, host="0.0.0.0", root=Path(_root(stack)), backend_host=_service_host)
+
+
+def _vllm_env(stack: StackConfig, role: RoleConfig) -> dict[str, str]:
+    extra = {"HF_HUB_OFFLINE": "1"} if stack.accelerator == "gpu" else {}
+    return {**role.env, **extra}
+
+
+def _image(stack: StackConfig, kind: str) -> str:
+    images = stack.containers.images
+    return images.get(f"{kind}-{stack.accelerator}", images.get(kind, ""))
+
+
+def _health_command(port: int, path: str) -> list[str]:
+    # python, not curl: every image here has python, not every image has curl.
+    return ["CMD", "python3", "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=5)"]
+
+
+# --- docker compose ----------------------------------------------------------------------------------
+
+
+def _gpu_reservation() -> dict[str, Any]:
+    return {"resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}}
+
+
+def _compose_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
+    config = stack.roles[role]
+    service: dict[str, Any] = {
+        "image": _image(stack, "vllm"),
+        "entrypoint": ["python3", "-m", VLLM_SERVER_MODULE],
+        "command": vllm_container_args(stack, role),
+        "environment": _vllm_env(stack, config),
+        "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
+        "expose": [str(config.port)],
+        "ipc": "host",  # PyTorch shares tensors between vLLM's processes through /dev/shm
+        "healthcheck": {
+            "test": _health_command(config.port, "/health"),
+            "interval": "15s",
+            "timeout": "10s",
+            "retries": 3,
+            "start_period": "900s",  # weights load and warm-up
+        },
+        "networks": ["backend"],
+        "restart": "unless-stopped",
+    }
+    if stack.accelerator == "gpu":
+        service["volumes"].append(f"${{HF_HOME:-/srv/cxr-serve/hf}}:{stack.containers.hf_cache}:ro")
+        service["deploy"] = _gpu_reservation()
+    else:
+        service["build"] = {"context": "..", "dockerfile": "deploy/vllm-cpu.Dockerfile"}
+    return service
+
+
+def _compose_classifier(stack: StackConfig) -> dict[str, Any]:
+    config = stack.roles["classifier"]
+    service: dict[str, Any] = {
+        "image": _image(stack, "classifier"),
+        "build": {"context": "..", "dockerfile": "deploy/classifier.Dockerfile", "args": {"RUNTIME": stack.accelerator}},
+        "environment": classifier_env(config, host="0.0.0.0", root=Path(_root(stack))),
+        "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
+        "expose": [str(config.port)],
+        "healthcheck": {
+            "test": _health_command(config.port, "/v2/health/ready"),
+            "interval": "10s",
+            "retries": 3,
+            "start_period": "60s",
+        },
+        "networks": ["backend"],
+        "restart": "unless-stopped",
+    }
+    if stack.accelerator == "gpu":
+        service["deploy"] = _gpu_reservation()
+    return service
+
+
+def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
+    port = stack.gateway.port
+    return {
+        "image": _image(stack, "gateway"),
+        "build": {"context": "..", "dockerfile": "deploy/gateway.Dockerfile"},
+        "environment": gateway_container_env(stack),
+        # API keys (GATEWAY_API_KEYS=...) live in this file, which is never committed.
+        "env_file": [{"path": "gateway.env", "required": False}],
+        "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
+        "ports": [f"{port}:{port}"],  # the only published port
+        "depends_on": {SERVICE_NAMES[role]: {"condition": "service_healthy"} for role in stack.roles},
+        "healthcheck": {"test": _health_command(port, "/health"), "interval": "10s", "retries": 3},
+        "networks": ["backend", "frontend"],
+        "restart": "unless-stopped",
+    }
+
+
+def compose(stack: StackConfig) -> dict[str, Any]:
+    services: dict[str, Any] = {
+        SERVICE_NAMES[role]: _compose_vllm(stack, role) for role, cfg in stack.roles.items() if cfg.engine == "vllm"
+    }
+    services["classifier"] = _compose_classifier(stack)
+    services["gateway"] = _compose_gateway(stack)
+    services["prometheus"] = {
+        "image": stack.containers.images["prometheus"],
+        "profiles": ["monitoring"],  # docker compose --profile monitoring up
+        "volumes": ["./prometheus.yml:/etc/prometheus/prometheus.yml:ro"],
+        "networks": ["backend"],
+    }
+    return {
+        "name": f"cxr-serve-{stack.profile}",
+        "services": services,
+        "networks": {"backend": {"internal": True}, "frontend": {}},
+    }
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------------
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "cxr-serve", "app.kubernetes.io/component": component}
+
+
+def _probe(port: int, path: str, initial_delay: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 6,
+    }
+
+
+def _deployment(name: str, container: dict[str, Any], volumes: list[dict], replicas: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": _labels(name)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": _labels(name)},
+            "template": {
+                "metadata": {"labels": _labels(name)},
+                "spec": {"containers": [container], "volumes": volumes},
+            },
+        },
+    }
+
+
+def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": key, "value": value} for key, value in env.items()]
+
+
+def _models_volume() -> dict[str, Any]:
+    return {"name": "models", "persistentVolumeClaim": {"claimName": "cxr-models", "readOnly": True}}
+
+
+def _k8s_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
+    config = stack.roles[role]
+    gpu = stack.accelerator == "gpu"
+    mounts = [
+        {"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
+    volumes = [_models_volume(), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}]
+    if gpu:
+        mounts.append({"name": "hf-cache", "mountPath": stack.containers.hf_cache, "readOnly": True})
+        volumes.append({"name": "hf-cache", "persistentVolumeClaim": {"claimName": "cxr-hf-cache", "readOnly": True}})
+    resources = (
+        {"requests": {"cpu": "4", "memory": "24Gi"}, "limits": {"nvidia.com/gpu": "1", "memory": "48Gi"}}
+        if gpu
+        else {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
+    )
+    container = {
+        "name": "vllm",
+        "image": _image(stack, "vllm"),
+        "command": ["python3", "-m", VLLM_SERVER_MODULE],
+        "args": vllm_container_args(stack, role),
+        "env": _env_list(_vllm_env(stack, config)),
+        "ports": [{"containerPort": config.port, "name": "http"}],
+        "readinessProbe": _probe(config.port, "/health", 30),
+        "livenessProbe": _probe(config.port, "/health", 900),
+        "resources": resources,
+        "volumeMounts": mounts,
+    }
+    return _deployment(SERVICE_NAMES[role], container, volumes)
+
+
+def _k8s_classifier(stack: StackConfig) -> dict[str, Any]:
+    config = stack.roles["classifier"]
+    gpu = stack.accelerator == "gpu"
+    container = {
+        "name": "classifier",
+        "image": _image(stack, "classifier"),
+        "env": _env_list(classifier_env(config, host="0.0.0.0", root=Path(_root(stack)))),
+        "ports": [{"containerPort": config.port, "name": "http"}],
+        "readinessProbe": _probe(config.port, "/v2/health/ready", 5),
+        "livenessProbe": _probe(config.port, "/v2/health/live", 30),
+        "resources": {
+            "requests": {"cpu": "1", "memory": "1Gi"},
+            "limits": {"memory": "4Gi", **({"nvidia.com/gpu": "1"} if gpu else {})},
+        },
+        "volumeMounts": [{"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True}],
+    }
+    return _deployment("classifier", container, [_models_volume()])
+
+
+def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
+    port = stack.gateway.port
+    container = {
+        "name": "gateway",
+        "image": _image(stack, "gateway"),
+        "envFrom": [{"configMapRef": {"name": "cxr-gateway"}}, {"secretRef": {"name": "cxr-gateway-keys", "optional": True}}],
+        "ports": [{"containerPort": port, "name": "http"}],
+        # /health, not /ready: a gateway whose ChexFract is down still serves (partial results, or
+        # 503 naming the backend); taking it out of the Service would turn that into refused connections.
+        "readinessProbe": _probe(port, "/health", 5),
+        "livenessProbe": _probe(port, "/health", 10),
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        "volumeMounts": [{"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True}],
+    }
+    return _deployment("gateway", container, [_models_volume()], replicas=2)
+
+
+def _service(name: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": _labels(name)},
+        "spec": {"selector": _labels(name), "ports": [{"name": "http", "port": port, "targetPort": port}]},
+    }
+
+
+def _hpa(name: str, max_replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 2 if name == "gateway" else 1,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+            ],
+        },
+    }
+
+
+def _pdb(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _labels(name)}},
+    }
+
+
+def _backend_policy(stack: StackConfig) -> dict[str, Any]:
+    """Only the gateway may reach the backends (and Prometheus, for metrics)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cxr-backends-from-gateway-only"},
+        "spec": {
+            "podSelector": {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/component", "operator": "In", "values": sorted(SERVICE_NAMES.values())}
+                ]
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {"matchLabels": _labels("gateway")}},
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+                    ],
+                    "ports": [{"port": cfg.port} for cfg in stack.roles.values()],
+                }
+            ],
+        },
+    }
+
+
+def _claim(name: str, size: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": size}}},
+    }
+
+
+def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
+    """File name → documents, for one profile's folder under deploy/k8s/."""
+    vllm_roles = [role for role, cfg in stack.roles.items() if cfg.engine == "vllm"]
+    files: dict[str, list[dict[str, Any]]] = {
+        "configmap-gateway.yaml": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cxr-gateway"}, "data": gateway_container_env(stack)}
+        ],
+        "storage.yaml": [_claim("cxr-models", "5Gi")] + ([_claim("cxr-hf-cache", "100Gi")] if stack.accelerator == "gpu" else []),
+        "networkpolicy.yaml": [_backend_policy(stack)],
+        "gateway.yaml": [_k8s_gateway(stack), _service("gateway", stack.gateway.port), _hpa("gateway", 8), _pdb("gateway")],
+        "classifier.yaml": [
+            _k8s_classifier(stack),
+            _service("classifier", stack.roles["classifier"].port),
+            _hpa("classifier", 4),
+            _pdb("classifier"),
+        ],
+    }
+    for role in vllm_roles:
+        name = SERVICE_NAMES[role]
+        files[f"{name}.yaml"] = [_k8s_vllm(stack, role), _service(name, stack.roles[role].port), _pdb(name)]
+    return files
+
+
+def _kustomization(file_names: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "cxr-serve",
+        "resources": file_names,
+        # API keys: create gateway-keys.env (GATEWAY_API_KEYS=...) beside this file; it is never committed.
+        "secretGenerator": [{"name": "cxr-gateway-keys", "envs": ["gateway-keys.env"]}],
+        "generatorOptions": {"disableNameSuffixHash": True},
+    }
+
+
+def prometheus(stack: StackConfig) -> dict[str, Any]:
+    """Scrape every component's /metrics by its compose service name."""
+    targets = {"gateway": stack.gateway.port, **{SERVICE_NAMES[r]: cfg.port for r, cfg in stack.roles.items()}}
+    return {
+        "global": {"scrape_interval": "15s"},
+        "scrape_configs": [
+            {"job_name": name, "static_configs": [{"targets": [f"{name}:{port}"]}]} for name, port in targets.items()
+        ],
+    }
+
+
+# --- files --------------------------------------------------------------------------------------------
+
+
+def _dump(documents: list[dict[str, Any]]) -> str:
+    body = "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=200) for doc in documents)
+    return GENERATED_NOTICE + body
+
+
+def rendered_files() -> Iterator[tuple[Path, str]]:
+    yield DEPLOY / "prometheus.yml", _dump([prometheus(load("gpu", env={}))])
+    for profile, file_name in GENERATED_PROFILES.items():
+        stack = load(profile, env={})
+        yield DEPLOY / file_name, _dump([compose(stack)])
+        k8s = kubernetes(stack)
+        for name, documents in k8s.items():
+            yield DEPLOY / "k8s" / profile / name, _dump(documents)
+        yield DEPLOY / "k8s" / profile / "kustomization.yaml", _dump([_kustomization(sorted(k8s))])
+
+
+def write_all() -> list[Path]:
+    written = []
+    for path, text in rendered_files():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def stale_files() -> list[Path]:
+    return [path for path, text in rendered_files() if not path.exists() or path.read_text() != text]

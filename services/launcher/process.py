@@ -1,0 +1,71 @@
+"""`python -m services.launcher run` as a child process, for the tests and the benchmarks.
+
+They start the stack exactly as `make run` does, on free ports passed as the
+CXR_* overrides, and wait for its READY line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from services.launcher.config import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_overrides() -> dict[str, str]:
+    return {f"CXR_{name}_PORT": str(free_port()) for name in ("GATEWAY", "REPORT", "FRACTURE", "CLASSIFIER")}
+
+
+class LauncherProcess:
+    """The launcher as a child, with its output lines collected."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, only: str = "") -> None:
+        argv = [sys.executable, "-m", "services.launcher", "run", "--log-dir", str(log_dir)]
+        if only:
+            argv += ["--only", only]
+        self.process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, prefix: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = next((line for line in self.lines if line.startswith(prefix)), None)
+            if match:
+                return match
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                raise RuntimeError(f"launcher exited ({self.process.returncode}):\n" + "\n".join(self.lines[-40:]))
+            time.sleep(0.5)
+        raise TimeoutError(f"no line starting {prefix!r} within {timeout_s} s:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        return code

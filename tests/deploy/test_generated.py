@@ -1,0 +1,135 @@
+"""The compose files and manifests are current, valid against their official schemas, and launch what `make run` does."""
+
+import json
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from services.launcher import config, manifests
+from services.launcher.commands import classifier_env, gateway_env, service_commands
+from services.launcher.config import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+KUBERNETES_VERSION = "1.30.0"
+
+
+def documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def test_committed_files_equal_what_models_yaml_generates():
+    stale = manifests.stale_files()
+    assert not stale, f"run `make deploy-files`: {[str(p.relative_to(REPO_ROOT)) for p in stale]}"
+
+
+@pytest.fixture(scope="module")
+def compose_schema():
+    schema_file = resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
+    return json.loads(schema_file.read_text())
+
+
+@pytest.mark.parametrize("file_name", sorted(manifests.GENERATED_PROFILES.values()))
+def test_compose_file_validates_against_the_compose_specification(compose_schema, file_name):
+    compose = yaml.safe_load((DEPLOY / file_name).read_text())
+    jsonschema.validators.validator_for(compose_schema)(compose_schema).validate(compose)
+    published = {name: svc.get("ports") for name, svc in compose["services"].items() if svc.get("ports")}
+    assert list(published) == ["gateway"]  # only the gateway is reachable from outside
+    assert all(dep["condition"] == "service_healthy" for dep in compose["services"]["gateway"]["depends_on"].values())
+
+
+def test_a_broken_compose_file_is_caught(compose_schema):
+    broken = {"services": {"gateway": {"image": "x", "ports": "8080:8080", "depends_on": {"a": {"condition": "maybe"}}}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validators.validator_for(compose_schema)(compose_schema).validate(broken)
+
+
+K8S_FILES = sorted(p for p in (DEPLOY / "k8s").rglob("*.yaml") if p.name != "kustomization.yaml")
+
+
+@pytest.mark.parametrize("path", K8S_FILES, ids=[str(p.relative_to(DEPLOY)) for p in K8S_FILES])
+def test_kubernetes_manifests_validate_offline(path):
+    for doc in documents(path):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_broken_manifest_is_caught():
+    deployment = documents(DEPLOY / "k8s" / "gpu" / "gateway.yaml")[0]
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_kustomization_lists_every_manifest(profile):
+    folder = DEPLOY / "k8s" / profile
+    (kustomization,) = documents(folder / "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in folder.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def _native_vllm_args(stack, role: str) -> list[str]:
+    command = next(c for c in service_commands(stack) if c.name == f"vllm-{role}")
+    return command.argv[3:]  # after `python -m <module>`
+
+
+def _without_deployment_specifics(args: list[str]) -> list[str]:
+    """Every flag but `--model PATH` and `--host ADDR`: where the weights live and the bind address differ by design."""
+    kept, skip_next = [], False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+        elif arg in ("--model", "--host"):
+            skip_next = True
+        else:
+            kept.append(arg)
+    return kept
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_compose_and_kubernetes_launch_what_make_run_launches(profile):
+    stack = config.load(profile, env={})
+    compose = yaml.safe_load((DEPLOY / manifests.GENERATED_PROFILES[profile]).read_text())
+    for role in ("report", "fracture"):
+        service = manifests.SERVICE_NAMES[role]
+        native = _native_vllm_args(stack, role)
+        in_compose = compose["services"][service]["command"]
+        (deployment,) = [d for d in documents(DEPLOY / "k8s" / profile / f"{service}.yaml") if d["kind"] == "Deployment"]
+        in_k8s = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert in_compose == in_k8s
+        assert _without_deployment_specifics(in_compose) == _without_deployment_specifics(native)
+        model = stack.roles[role].model
+        assert in_compose[in_compose.index("--model") + 1].endswith(model.removeprefix("./"))
+    native_classifier = classifier_env(stack.roles["classifier"])
+    compose_classifier = compose["services"]["classifier"]["environment"]
+    assert {k: v for k, v in compose_classifier.items() if "PATH" not in k and "HOST" not in k} == {
+        k: v for k, v in native_classifier.items() if "PATH" not in k and "HOST" not in k
+    }
+    native_gateway = gateway_env(stack)
+    assert {k: v for k, v in compose["services"]["gateway"]["environment"].items() if k.endswith("_MODEL")} == {
+        k: v for k, v in native_gateway.items() if k.endswith("_MODEL")
+    }
+
+
+def test_dockerfiles_install_what_pyproject_pins():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    pins = {
+        re.split(r"[\[=]", req)[0].lower(): req.split("==")[1]
+        for reqs in [project["dependencies"], *project["optional-dependencies"].values()]
+        for req in reqs
+    }
+    python = re.search(r">=(\d+\.\d+)", project["requires-python"]).group(1)
+    for dockerfile in DEPLOY.glob("*.Dockerfile"):
+        text = dockerfile.read_text()
+        assert re.search(rf"^FROM python:{re.escape(python)}-slim", text, re.MULTILINE), dockerfile.name
+        assert re.search(r'pip install (\.|"\.\[\w+\]")', text), f"{dockerfile.name} must install the project itself"
+        for package, version in re.findall(r'"?([A-Za-z0-9_.-]+)(?:\[[\w,]+\])?==([\w.+]+)"?', text):
+            assert pins.get(package.lower()) == version, f"{dockerfile.name} pins {package}=={version}; pyproject differs"
+    extras = set(project["optional-dependencies"])
+    for dockerfile in DEPLOY.glob("*.Dockerfile"):
+        for extra in re.findall(r'"\.\[(\w+)\]"', dockerfile.read_text()):
+            assert extra in extras, f"{dockerfile.name} installs unknown extra {extra}"
