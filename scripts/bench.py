@@ -39,6 +39,7 @@ from gateway.clinical import load as load_clinical
 from gateway.pipeline import fracture_request, report_request
 from gateway.protocol import ClassificationResult
 from scripts import loadtest
+from scripts.benchlib import markdown_table, target
 from services.launcher import config
 from services.launcher.config import REPO_ROOT
 from services.launcher.process import LauncherProcess, port_overrides
@@ -47,6 +48,7 @@ RESULTS = REPO_ROOT / "bench" / "results"
 FRACTURE_TOKENS, REPORT_TOKENS, CHAT_TOKENS = 32, 64, 32
 # Enough requests at c=16 for the two stages to overlap in steady state, not just one lockstep wave.
 PIPELINE_C16 = 48
+C1_REQUESTS = 8  # the same 8 X-rays for the pipeline and for each stage alone
 BENCH_ENV = {"GATEWAY_FRACTURE_MAX_TOKENS": str(FRACTURE_TOKENS), "GATEWAY_REPORT_MAX_TOKENS": str(REPORT_TOKENS)}
 
 
@@ -165,9 +167,9 @@ async def gateway_overhead(b: Backends) -> dict:
 
 async def stages_alone(b: Backends, xrays: list[bytes], cxrs: list[dict]) -> dict:
     """Each stage called alone with the pipeline's own requests: at c=1, then the VLM and report LLM at c=16."""
-    classifier = await timed_batch([lambda x=x: b.classify(x) for x in xrays[:4]], 1)
-    fracture = await timed_batch([lambda x=x: b.fracture(x) for x in xrays[:4]], 1)
-    report = await timed_batch([lambda c=c: b.report(c) for c in cxrs[:4]], 1)
+    classifier = await timed_batch([lambda x=x: b.classify(x) for x in xrays[:C1_REQUESTS]], 1)
+    fracture = await timed_batch([lambda x=x: b.fracture(x) for x in xrays[:C1_REQUESTS]], 1)
+    report = await timed_batch([lambda c=c: b.report(c) for c in cxrs[:C1_REQUESTS]], 1)
     fracture_16 = await timed_batch([lambda i=i: b.fracture(xrays[i % len(xrays)]) for i in range(PIPELINE_C16)], 16)
     report_16 = await timed_batch([lambda i=i: b.report(cxrs[i % len(cxrs)]) for i in range(PIPELINE_C16)], 16)
     return {
@@ -243,25 +245,21 @@ def vllm_bench_serve(base_url: str, label: str, prompts: int = 32) -> dict:
     return {key: result.get(key) for key in keys}
 
 
-def target(name: str, measured: float | None, goal: float, unit: str, higher_is_better: bool = True) -> dict:
-    if measured is None:
-        return {"name": name, "measured": None, "target": goal, "unit": unit, "pass": None}
-    ok = measured >= goal if higher_is_better else measured <= goal
-    return {"name": name, "measured": round(measured, 3), "target": goal, "unit": unit, "pass": ok}
-
-
 async def measure(stack: config.StackConfig, soak_s: float) -> tuple[dict, list]:
     xrays = images()
     async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=64)) as client:
         b = Backends(stack, client)
-        cxrs = [await b.pipeline(x) for x in xrays[:4]]  # warms every backend; the report requests to replay
+        cxrs = [await b.pipeline(x) for x in xrays[:C1_REQUESTS]]  # warms every backend; the reports to replay
         raw: dict = {"gateway_overhead": await gateway_overhead(b)}
         raw["stages_alone"] = await stages_alone(b, xrays, cxrs)
         raw["naive_sequential"] = await timed_batch([lambda i=i: b.naive(xrays[i], cxrs[i]) for i in range(4)], 1)
+        c16 = raw["stages_alone"]["c16"]
+        # On one CPU the two stages share the cores, so their CPU times add up: this is the bound there.
+        raw["shared_cpu_bound_rps"] = 1 / (1 / c16["fracture"]["throughput_rps"] + 1 / c16["report"]["throughput_rps"])
         openai_client = loadtest.openai.AsyncOpenAI(base_url=f"{b.gateway}/v1", api_key="x", max_retries=0, timeout=900)
         workload = loadtest.Workload(openai_client, "report-llm", CHAT_TOKENS)
         levels = []
-        for concurrency, requests in ((1, 4), (4, 8), (16, PIPELINE_C16)):
+        for concurrency, requests in ((1, C1_REQUESTS), (4, 8), (16, PIPELINE_C16)):
             level, _ = await loadtest.run_level(workload, ["cxr"], concurrency, requests, None)
             levels.append(level)
         raw["pipeline"] = [asdict(level) for level in levels]
@@ -328,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load at c=16 (300: the 5-minute target)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--table", action="store_true", help="only print the targets of --output as a markdown table")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(args.output.read_text())))
+        return 0
     env = {**port_overrides(), **BENCH_ENV}
     stack = config.load("cpu", env=env)
     launcher = LauncherProcess(env, REPO_ROOT / "logs" / "bench")
@@ -363,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in targets:
         verdict = "NOT RUN" if t["pass"] is None else ("PASS" if t["pass"] else "FALL SHORT")
         print(f"{verdict:<10} {t['name']}: {t['measured']} (target {t['target']} {t['unit']})")
+    print(markdown_table(report))
     return 0
 
 

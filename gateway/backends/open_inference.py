@@ -9,6 +9,7 @@ worker with a URL change.
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import Executor
 
 import httpx
@@ -49,15 +50,9 @@ class ClassifierBackend:
             return False, detail
         return await probe(self._client, f"/v2/models/{self.model}/ready")
 
-    async def _tensor(self, image: bytes) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, preprocess.prepare, image, self.metadata.input, self._max_image_pixels)
-        except preprocess.ImageError as error:
-            raise ImageRejected(str(error), param="messages") from None
-
-    async def classify(self, image: bytes) -> ClassificationResult:
-        tensor = await self._tensor(image)
+    def _infer_body(self, image: bytes) -> bytes:
+        """Decode, preprocess and JSON-encode one image: CPU work, run in the thread pool."""
+        tensor = preprocess.prepare(image, self.metadata.input, self._max_image_pixels)
         request = {
             "inputs": [
                 {
@@ -68,9 +63,19 @@ class ClassifierBackend:
                 }
             ]
         }
+        return json.dumps(request, separators=(",", ":")).encode()
+
+    async def classify(self, image: bytes) -> ClassificationResult:
+        loop = asyncio.get_running_loop()
+        try:
+            body = await loop.run_in_executor(self._pool, self._infer_body, image)
+        except preprocess.ImageError as error:
+            raise ImageRejected(str(error), param="messages") from None
         async with self._limit.slot():
             with transport_errors(self.name, self._timeout_s):
-                response = await self._client.post(f"/v2/models/{self.model}/infer", json=request)
+                response = await self._client.post(
+                    f"/v2/models/{self.model}/infer", content=body, headers={"content-type": "application/json"}
+                )
         raise_for_upstream(self.name, response)
         return self._result(response.json())
 

@@ -1,7 +1,10 @@
 """Dynamic batching: concurrent requests are gathered into one ONNX Runtime run.
 
 A batch closes when it holds `max_batch_size` rows or `max_wait_s` after its
-first request arrived, whichever comes first. The queue is bounded
+first request arrived, whichever comes first, and at once when no other
+request is on its way: requests still being decoded are `announce()`d, and
+waiting for more makes sense only while some are (a lone request would
+otherwise pay the whole window for nothing). The queue is bounded
 (`QueueFull` instead of unbounded memory) and each request has a deadline
 (`InferenceTimeout`); a request that gave up is skipped, never run. The
 session runs on one dedicated thread, so the event loop keeps accepting and
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -69,6 +72,7 @@ class DynamicBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
         self._task: asyncio.Task[None] | None = None
+        self._announced = 0
 
     @property
     def running(self) -> bool:
@@ -86,6 +90,16 @@ class DynamicBatcher:
             if not job.future.done():
                 job.future.set_exception(InferenceFailed("worker is shutting down"))
         self._executor.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def announce(self) -> Iterator[None]:
+        """Mark a request that is being prepared and will be submitted soon."""
+        self._announced += 1
+        try:
+            yield
+        finally:
+            self._announced -= 1
+            self._arrived.set()  # the collector re-checks whether anything is still on its way
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """Raw outputs for `rows` (a batch of one or more preprocessed images)."""
@@ -113,7 +127,9 @@ class DynamicBatcher:
         while not self._pending:
             await self._wait_for_arrival(None)
         deadline = time.monotonic() + self._max_wait_s
-        while self._pending_rows < self._max_batch_size and (remaining := deadline - time.monotonic()) > 0:
+        while (
+            self._announced > 0 and self._pending_rows < self._max_batch_size and (remaining := deadline - time.monotonic()) > 0
+        ):
             await self._wait_for_arrival(remaining)
         jobs = [self._pending.popleft()]
         rows = len(jobs[0].rows)

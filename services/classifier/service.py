@@ -38,13 +38,10 @@ class ClassifierService:
     async def classify(self, image: bytes) -> Classification:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        tensor = await loop.run_in_executor(
-            self._pool,
-            preprocess.prepare,
-            image,
-            self.model.metadata.input,
-            self._max_image_pixels,
-        )
+        with self.batcher.announce():
+            tensor = await loop.run_in_executor(
+                self._pool, preprocess.prepare, image, self.model.metadata.input, self._max_image_pixels
+            )
         outputs = await self.batcher.submit(tensor[np.newaxis])
         probabilities = self.model.probabilities(outputs)[0]
         best = int(np.argmax(probabilities))

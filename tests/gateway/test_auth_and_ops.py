@@ -76,3 +76,24 @@ def test_logs_carry_ids_and_timings_but_never_content(keyed_gateway, sample_imag
     assert "MRN 998877" not in log and "John Q." not in log
     assert report[:40] not in log
     assert "base64" not in log and "/9j/" not in log  # no image bytes
+
+
+def test_file_urls_only_under_the_configured_folder(start_gateway, tmp_path):
+    from tests.conftest import SAMPLES
+
+    gateway = start_gateway(GATEWAY_IMAGE_FOLDER=str(SAMPLES))
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
+
+    def classify(url: str):
+        return client.chat.completions.create(
+            model="pneumonia-classifier",
+            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}],
+        )
+
+    inside = classify(f"file://{SAMPLES / 'person1946_bacteria_4874.jpeg'}")
+    assert '"predicted_class": "PNEUMONIA"' in inside.choices[0].message.content
+    outside = tmp_path / "x.jpeg"
+    outside.write_bytes((SAMPLES / "person1946_bacteria_4874.jpeg").read_bytes())
+    for url in (f"file://{outside}", f"file://{SAMPLES}/../samples/../../etc/passwd"):
+        with pytest.raises(openai.BadRequestError, match="outside the allowed image folder"):
+            classify(url)
