@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -212,6 +212,3 @@ class BackendHealth(GatewayModel):
 class ReadyResponse(GatewayModel):
     ready: bool
     backends: dict[str, BackendHealth]
-
-
-JSONObject = dict[str, Any]
