@@ -33,7 +33,11 @@ def _client(backend: BackendSettings, connect_timeout_s: float) -> httpx.AsyncCl
     return httpx.AsyncClient(
         base_url=backend.url,
         timeout=httpx.Timeout(backend.timeout_s, connect=connect_timeout_s),
-        limits=httpx.Limits(max_connections=backend.max_concurrency, max_keepalive_connections=backend.max_concurrency),
+        # Idle connections expire before the backends' own keep-alive timeout (uvicorn: 5 s), so the
+        # gateway never reuses a connection the server is closing (seen as ReadError in the fault tests).
+        limits=httpx.Limits(
+            max_connections=backend.max_concurrency, max_keepalive_connections=backend.max_concurrency, keepalive_expiry=2.0
+        ),
         trust_env=False,  # never route patient data through a proxy from the environment
     )
 
