@@ -11,21 +11,22 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 .PHONY: setup run test lint bench bench-soak clean deploy-files
 
 setup: $(STAMP)
-	$(PY) -m services.modelbuild
+	$(PY) -m scripts.modelbuild
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[cpu,build,dev]'
-	$(PY) -m services.platform.install_cpu_fixes
+	$(PY) -m scripts.platform.install_cpu_fixes
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: setup
-	$(PY) -m services.launcher run --profile $(PROFILE)
+	$(PY) -m scripts.launcher run --profile $(PROFILE)
 
-lint: $(STAMP)
+lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.toml [tool.mypy])
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 test: setup lint
 	$(PY) -m pytest
@@ -39,7 +40,7 @@ bench-soak: setup
 
 # Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
 deploy-files: $(STAMP)
-	$(PY) -m services.launcher manifests
+	$(PY) -m scripts.launcher manifests
 
 clean:
 	rm -rf $(VENV) models logs

@@ -9,7 +9,7 @@ COPY pyproject.toml README.md ./
 COPY services ./services
 COPY gateway ./gateway
 COPY scripts ./scripts
-RUN pip install ".[cpu]" && python -m services.platform.install_cpu_fixes
+RUN pip install ".[cpu]" && python -m scripts.platform.install_cpu_fixes
 EXPOSE 8101 8102
 # The command (vLLM's server module and its arguments) comes from the compose file,
 # generated from deploy/models.yaml like `make run`'s.

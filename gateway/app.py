@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
+import httpx2
+import openai
 from fastapi import Depends, FastAPI
 from starlette.types import Scope
 
-from gateway import clinical, errors
-from gateway.backends.base import ConcurrencyLimit
+from gateway import clinical, errors, openapi
+from gateway.backends.base import ConcurrencyLimit, FailureTranslator
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Catalog, Route, model_info
@@ -22,46 +23,69 @@ from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline, PipelineConfig
 from gateway.routes import analyze, chat, health, models
 from gateway.settings import BackendSettings, GatewaySettings
-from services.asgi import BodySizeLimit, Exchange, RequestObserver
-from services.classifier.metadata import ModelMetadata
+from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
+from services.contract.classifier_model import ModelMetadata
+from services.contract.roles import Role
 
 log = logging.getLogger("gateway")
 
 
-def _client(backend: BackendSettings, connect_timeout_s: float) -> httpx.AsyncClient:
+def _http_client(backend: BackendSettings, connect_timeout_s: float) -> httpx2.AsyncClient:
     """One pooled client per backend; the read timeout bounds a whole answer, not just the connect."""
-    return httpx.AsyncClient(
-        base_url=backend.url,
-        timeout=httpx.Timeout(backend.timeout_s, connect=connect_timeout_s),
+    return httpx2.AsyncClient(
+        base_url=backend.root_url,
+        timeout=httpx2.Timeout(backend.timeout_s, connect=connect_timeout_s),
         # Idle connections expire before the backends' own keep-alive timeout (uvicorn: 5 s), so the
         # gateway never reuses a connection the server is closing (seen as ReadError in the fault tests).
-        limits=httpx.Limits(
+        limits=httpx2.Limits(
             max_connections=backend.max_concurrency, max_keepalive_connections=backend.max_concurrency, keepalive_expiry=2.0
         ),
         trust_env=False,  # never route patient data through a proxy from the environment
     )
 
 
+def _sdk_client(backend: BackendSettings, http: httpx2.AsyncClient) -> openai.AsyncOpenAI:
+    """The openai SDK over the backend's pooled client; retries are off (a retry would double a generation)."""
+    return openai.AsyncOpenAI(
+        base_url=f"{backend.root_url}/v1",
+        api_key=backend.api_key or "no-key",  # the SDK requires a value; a server without keys ignores it
+        max_retries=0,
+        timeout=http.timeout,
+        http_client=http,
+    )
+
+
+def _chat_backend(
+    backend: BackendSettings, http: httpx2.AsyncClient, limit: ConcurrencyLimit, metrics: GatewayMetrics
+) -> ChatBackend:
+    failures = FailureTranslator(backend.role, backend.timeout_s, metrics.upstream_errors)
+    return ChatBackend(backend.role, backend.model, http, _sdk_client(backend, http), limit, failures, backend.api_key)
+
+
 async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gateway:
     s = settings
+    content = clinical.load()
     metrics = GatewayMetrics()
-    backends = {role: s.backend(role) for role in ("classifier", "fracture", "report")}
-    clients = {role: await stack.enter_async_context(_client(b, s.connect_timeout_s)) for role, b in backends.items()}
+    backends = {role: s.backend(role) for role in Role}
+    https = {role: await stack.enter_async_context(_http_client(b, s.connect_timeout_s)) for role, b in backends.items()}
     limits = {role: ConcurrencyLimit(role, b.max_concurrency) for role, b in backends.items()}
     for role, limit in limits.items():
-        metrics.watch_in_flight(role, lambda limit=limit: limit.in_flight)
+        metrics.watch_in_flight(role, limit)
     pool = stack.enter_context(ThreadPoolExecutor(4, thread_name_prefix="gateway-preprocess"))
+    metadata = ModelMetadata.read_folder(s.classifier_model_dir)
+    content.check_classes(metadata.classes)
+    classifier_settings = backends[Role.CLASSIFIER]
     classifier = ClassifierBackend(
-        ModelMetadata.read_folder(s.classifier_model_dir),
-        clients["classifier"],
-        limits["classifier"],
-        s.classifier_timeout_s,
+        classifier_settings.model,
+        metadata,
+        https[Role.CLASSIFIER],
+        limits[Role.CLASSIFIER],
+        FailureTranslator(Role.CLASSIFIER, s.classifier_timeout_s, metrics.upstream_errors),
         pool,
         s.max_image_pixels,
     )
     fracture, report = (
-        ChatBackend(role, backends[role].model, clients[role], limits[role], backends[role].timeout_s)
-        for role in ("fracture", "report")
+        _chat_backend(backends[role], https[role], limits[role], metrics) for role in (Role.FRACTURE, Role.REPORT)
     )
     infos = {role: model_info(role, b.model, b.model_dir) for role, b in backends.items()}
     catalog = Catalog(
@@ -73,15 +97,8 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         },
         models=infos,
     )
-    pipeline = Pipeline(
-        classifier,
-        fracture,
-        report,
-        clinical.load(),
-        list(infos.values()),
-        PipelineConfig(s.fracture_max_tokens, s.report_max_tokens),
-        metrics,
-    )
+    config = PipelineConfig(fracture=s.sampling(Role.FRACTURE), report=s.sampling(Role.REPORT))
+    pipeline = Pipeline(classifier, fracture, report, content, list(infos.values()), config, metrics)
     return Gateway(
         settings=s,
         api_keys=tuple(s.all_api_keys()),
@@ -115,8 +132,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(title="cxr-serve gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="cxr-serve gateway", version="0.2.0", lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     for module in (models, chat, analyze):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.protocol import ModelInfo
-from services import modelcard
+from services.contract import modelcard
+from services.contract.roles import Role
 
 
 class Route(enum.Enum):
@@ -25,13 +26,13 @@ class Route(enum.Enum):
 @dataclass(frozen=True)
 class Catalog:
     routes: dict[str, Route]
-    models: dict[str, ModelInfo]  # by role: report, fracture, classifier
+    models: dict[Role, ModelInfo]
 
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
 
 
-def model_info(role: str, served_name: str, folder: str) -> ModelInfo:
+def model_info(role: Role, served_name: str, folder: str) -> ModelInfo:
     path = Path(folder)
     if not (path / modelcard.CARD_FILE).is_file():
         return ModelInfo(

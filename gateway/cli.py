@@ -18,6 +18,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tqdm import tqdm
@@ -49,7 +50,7 @@ def already_done(output: Path) -> set[str]:
     return done
 
 
-async def analyze_one(client: httpx.AsyncClient, image: Path, language: str | None) -> dict:
+async def analyze_one(client: httpx.AsyncClient, image: Path, language: str | None) -> dict[str, Any]:
     try:
         files = {"file": (image.name, await asyncio.to_thread(image.read_bytes), "application/octet-stream")}
         data = {"language": language} if language else {}
@@ -65,7 +66,7 @@ async def analyze_one(client: httpx.AsyncClient, image: Path, language: str | No
     return {"file": str(image), "ok": True, "status": 200, **response.json()}
 
 
-def summary_line(record: dict) -> str:
+def summary_line(record: dict[str, Any]) -> str:
     name = Path(record["file"]).name
     if not record["ok"]:
         return f"FAILED  {name}: {record['status'] or '-'} {record['error']}"
@@ -91,7 +92,7 @@ async def run_batch(args: argparse.Namespace) -> int:
     timeout = httpx.Timeout(args.timeout, connect=10.0)
     async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=timeout, trust_env=False) as client:
 
-        async def bounded(image: Path) -> dict:
+        async def bounded(image: Path) -> dict[str, Any]:
             async with semaphore:
                 return await analyze_one(client, image, args.language)
 
@@ -119,7 +120,7 @@ def serve() -> int:
 
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
-    from services import jsonlog
+    from services.contract import jsonlog
 
     jsonlog.configure()
     settings = GatewaySettings()

@@ -31,7 +31,8 @@ class Gateway:
 
 
 def _gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
+    gateway: Gateway = request.app.state.gateway  # made once in the lifespan
+    return gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]

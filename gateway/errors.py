@@ -2,28 +2,36 @@
 
     GatewayError                      any failure a client is told about
     ├── InvalidRequest        400     bad JSON, wrong types, missing fields
-    │   └── ImageRejected     400     no/two images, bad base64, not JPEG/PNG, too many pixels
-    ├── AuthenticationFailed  401     missing or wrong API key
+    │   ├── ImageRejected     400     no/two images, bad base64, not JPEG/PNG, too many pixels
+    │   └── UnsupportedParameter 400  an OpenAI parameter the model cannot honour (n > 1, tools, logprobs, ...)
+    ├── AuthenticationFailed  401     missing or wrong API key (the client's key for the gateway)
+    ├── RouteNotFound         404     no such path (also 405: MethodNotAllowed)
     ├── ModelNotFound         404     a model name no route serves
     ├── PayloadTooLarge       413     body over the size limit
     ├── BackendSaturated      429     a backend's concurrency limit is reached (Retry-After)
+    ├── ClientDisconnected    499     the client left; its backend calls were cancelled (logged, never sent)
     ├── UpstreamRejected      4xx     a backend refused the request: its status and reason, relayed
-    └── BackendFailed         503     a backend is unreachable, timed out or answered 5xx
+    ├── BackendAuthFailed     502     a backend refused the gateway's own API key for it
+    └── BackendFailed         503     a backend is unreachable, timed out, answered 5xx or broke off
 
 Domain code raises these and knows nothing of HTTP; `install()` turns them
-into responses. The message always names the backend when one is involved.
+into responses, and `error_body()` into the `data: {"error": ...}` event that
+ends a stream which fails after its first byte. The message always names the
+backend when one is involved.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from gateway.protocol import ErrorDetail, ErrorResponse
-from services.asgi import BodyTooLarge
+from services.contract.asgi import BodyTooLarge
 
 log = logging.getLogger("gateway")
 
@@ -52,10 +60,29 @@ class ImageRejected(InvalidRequest):
     code = "invalid_image"
 
 
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, model: str, why: str) -> None:
+        super().__init__(f"{param} is not supported by model {model!r}: {why}", param=param)
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class RouteNotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
 
 
 class ModelNotFound(GatewayError):
@@ -84,14 +111,35 @@ class BackendSaturated(GatewayError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class ClientDisconnected(GatewayError):
+    status = 499  # nginx's "client closed request": only ever seen in logs and metrics
+    type = "invalid_request_error"
+    code = "client_disconnected"
+
+    def __init__(self) -> None:
+        super().__init__("the client disconnected; its backend calls were cancelled")
+
+
 class UpstreamRejected(GatewayError):
     type = "invalid_request_error"
     code = "upstream_rejected"
 
     def __init__(self, backend: str, status: int, reason: str) -> None:
-        super().__init__(f"{backend} backend refused the request ({status}): {reason}")
-        self.backend = backend
+        super().__init__(f"{backend} backend rejected the request ({status}): {reason}")
         self.status = status
+        self.backend = backend
+
+
+class BackendAuthFailed(GatewayError):
+    status = 502
+    type = "server_error"
+    code = "backend_auth_failed"
+
+    def __init__(self, backend: str, status: int) -> None:
+        super().__init__(
+            f"{backend} backend refused the gateway's API key for it ({status}); check GATEWAY_{backend.upper()}_API_KEY"
+        )
+        self.backend = backend
 
 
 class BackendFailed(GatewayError):
@@ -105,28 +153,43 @@ class BackendFailed(GatewayError):
         self.reason = reason
 
 
-def error_body(status: int, message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
-    return ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code)).model_dump()
+def error_body(error: GatewayError) -> dict[str, Any]:
+    detail = ErrorDetail(message=error.message, type=error.type, param=error.param, code=error.code)
+    return ErrorResponse(error=detail).model_dump()
 
 
 def error_response(error: GatewayError) -> JSONResponse:
-    body = error_body(error.status, error.message, error.type, error.code, error.param)
-    return JSONResponse(body, status_code=error.status, headers=error.headers())
+    return JSONResponse(error_body(error), status_code=error.status, headers=error.headers())
 
 
-async def _gateway_error(_request: Request, error: GatewayError) -> JSONResponse:
+async def _gateway_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, GatewayError)
     if error.status >= 500:
         log.warning("request failed", extra={"fields": {"error": type(error).__name__, "status": error.status}})
     return error_response(error)
 
 
-async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
     first = error.errors()[0]
     param = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or None
     return error_response(InvalidRequest(f"invalid request: {param or 'body'}: {first.get('msg', 'invalid')}", param=param))
 
 
-async def _too_large(_request: Request, error: BodyTooLarge) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own 404/405 (no route, wrong method), in OpenAI's shape like every other error."""
+    assert isinstance(error, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if error.status_code == 405:
+        return error_response(MethodNotAllowed(f"method not allowed: {where}"))
+    if error.status_code == 404:
+        return error_response(RouteNotFound(f"no such endpoint: {where}"))
+    generic = GatewayError(str(error.detail))
+    generic.status = error.status_code
+    return error_response(generic)
+
+
+async def _too_large(_request: Request, error: Exception) -> JSONResponse:
     return error_response(PayloadTooLarge(str(error)))
 
 
@@ -138,5 +201,6 @@ async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(Exception, _unexpected)

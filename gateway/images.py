@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import httpx
-from PIL import Image, UnidentifiedImageError
+import httpx2
 
 from gateway.errors import ImageRejected
 from gateway.protocol import ChatRequest
-from services.classifier.preprocess import ACCEPTED_FORMATS
+from services.contract import images
 
 _DATA_URI = re.compile(r"^data:(?P<mime>image/(?:jpeg|jpg|png));base64,(?P<data>.*)$", re.DOTALL | re.IGNORECASE)
 
@@ -84,26 +82,19 @@ def read_allowed_file(url: str, folder: Path | None, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def check_image(image: bytes, max_pixels: int) -> str:
+def check_image(image: bytes, max_pixels: int, param: str = "messages") -> str:
     """The MIME type of a JPEG/PNG within the pixel limit (header only; no pixel is decoded)."""
     try:
-        with Image.open(io.BytesIO(image), formats=ACCEPTED_FORMATS) as opened:
-            width, height = opened.size
-            kind = opened.format
-    except Image.DecompressionBombError:
-        raise ImageRejected(f"image has more pixels than the limit of {max_pixels}", param="messages") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ImageRejected("image data is not a JPEG or PNG image", param="messages") from None
-    if width * height > max_pixels:
-        raise ImageRejected(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}", param="messages")
-    return f"image/{kind.lower()}"
+        return images.mime_type(image, max_pixels)
+    except images.ImageError as error:
+        raise ImageRejected(str(error), param=param) from None
 
 
 async def _fetch_remote(url: str, policy: ImagePolicy) -> bytes:
-    async with httpx.AsyncClient(timeout=policy.remote_timeout_s, follow_redirects=False) as client:
+    async with httpx2.AsyncClient(timeout=policy.remote_timeout_s, follow_redirects=False) as client:
         try:
             response = await client.get(url)
-        except httpx.HTTPError as error:
+        except httpx2.HTTPError as error:
             raise ImageRejected(f"could not fetch image URL ({type(error).__name__})", param="messages") from None
     if response.status_code != 200 or len(response.content) > policy.max_bytes:
         raise ImageRejected(f"image URL answered {response.status_code} or is too large", param="messages")
@@ -134,7 +125,7 @@ async def load_upload(image: bytes, policy: ImagePolicy) -> XrayInput:
     """An image uploaded to /v1/analyze: the same checks as a chat image."""
     if not image:
         raise ImageRejected("empty upload: expected a JPEG or PNG file", param="file")
-    mime = await asyncio.to_thread(check_image, image, policy.max_pixels)
+    mime = await asyncio.to_thread(check_image, image, policy.max_pixels, "file")
     return XrayInput(image=image, mime=mime, text="")
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class HasInFlight(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+
 
 _STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
@@ -47,5 +53,5 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-    def watch_in_flight(self, backend: str, read: Callable[[], int]) -> None:
-        self.in_flight.labels(backend).set_function(read)
+    def watch_in_flight(self, backend: str, limit: HasInFlight) -> None:
+        self.in_flight.labels(backend).set_function(lambda: limit.in_flight)

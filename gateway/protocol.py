@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.clinical import Language
+from services.contract.roles import Role
+
+FinishReason = Literal["stop", "length"]
 
 
 class GatewayModel(BaseModel):
@@ -60,18 +63,37 @@ class ResponseFormat(GatewayModel):
     type: Literal["text", "json_object", "json_schema"] = "text"
 
 
+class StreamOptions(GatewayModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
 class ChatRequest(GatewayModel):
-    """What the gateway reads of a chat request; pass-through models get the original body unchanged."""
+    """A chat request. Pass-through models get the original body unchanged; `cxr-report` reads these fields.
+
+    Fields of OpenAI's API that `cxr-report` cannot honour are accepted here only to be
+    refused with a 400 naming them (gateway/routes/chat.py), never silently ignored.
+    """
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     language: Language | None = None  # sent by the SDK through extra_body
     metadata: dict[str, str] | None = None  # or metadata={"language": "zh"}
     response_format: ResponseFormat | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
+    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = Field(default=None, ge=1, le=128)
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 # --- the merged pipeline result -----------------------------------------------------------
@@ -95,11 +117,18 @@ class CodedText(GatewayModel):
 
 
 class ModelInfo(GatewayModel):
-    role: str
+    role: Role
     name: str
     sha256: str | None
     clinical_use: bool
     description: str
+
+
+class StageWarning(GatewayModel):
+    """An optional stage that failed: which, and why (the backend's own reason, named)."""
+
+    stage: Role
+    message: str
 
 
 class StageTiming(GatewayModel):
@@ -119,7 +148,7 @@ class CxrResult(GatewayModel):
     report_available: bool
     models: list[ModelInfo]
     timings_ms: dict[str, StageTiming]
-    warnings: list[str]
+    warnings: list[StageWarning]
     disclaimer: str
 
 
@@ -138,13 +167,20 @@ class AssistantMessage(GatewayModel):
 class Choice(GatewayModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: str = "stop"
+    finish_reason: FinishReason = "stop"
 
 
 class Usage(GatewayModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
 
 
 class ChatCompletion(GatewayModel):
@@ -165,7 +201,7 @@ class Delta(GatewayModel):
 class ChunkChoice(GatewayModel):
     index: int = 0
     delta: Delta
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
 
 
 class ChatCompletionChunk(GatewayModel):
@@ -174,6 +210,7 @@ class ChatCompletionChunk(GatewayModel):
     created: int
     model: str
     choices: list[ChunkChoice]
+    usage: Usage | None = None
     cxr: CxrResult | None = None
 
 
@@ -200,6 +237,7 @@ class ModelList(GatewayModel):
 
 class AnalyzeResponse(GatewayModel):
     report: str
+    usage: Usage
     cxr: CxrResult
 
 

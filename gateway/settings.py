@@ -1,13 +1,19 @@
 """Gateway settings: environment variables prefixed GATEWAY_, or a `.env`-style file.
 
-`make run` derives the backend URLs and served names from deploy/models.yaml
-(services/launcher/commands.py: gateway_env); compose and Kubernetes set the
-same variables. Unsafe values fail at start-up, not at the first request.
+`make run` derives the backend URLs, served names and sampling defaults from
+deploy/models.yaml (scripts/launcher/commands.py: gateway_env); a GATEWAY_*
+variable the operator sets wins over them. Compose and Kubernetes set the same
+variables. Unsafe values fail at start-up, not at the first request.
+
+Any OpenAI-compatible server can be a chat backend (vLLM, llama.cpp, Ollama,
+TGI): per role a base URL (the server root or its `/v1`), the served model
+name, and an optional API key (`GATEWAY_<ROLE>_API_KEY` or `_API_KEY_FILE`,
+never logged).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -15,16 +21,33 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.clinical import Language
+from services.contract.roles import Role
+
+
+def server_root(url: str) -> str:
+    """A backend's root URL, given its root or its OpenAI base (`http://host:11434/v1`, as the seeds write it)."""
+    root = url.strip().rstrip("/")
+    return root.removesuffix("/v1")
 
 
 @dataclass(frozen=True)
 class BackendSettings:
-    role: str
-    url: str
+    role: Role
+    root_url: str  # the server root: /health, /v2/..., and /v1/... below it
     model: str
     model_dir: str
     timeout_s: float
     max_concurrency: int
+    api_key: str | None = field(default=None, repr=False)  # never in a repr, a log line or an error
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """A chat role's generation settings when the client gives none (models.yaml: roles.<role>.sampling)."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
 
 
 class GatewaySettings(BaseSettings):
@@ -63,9 +86,24 @@ class GatewaySettings(BaseSettings):
     classifier_max_concurrency: int = Field(default=128, ge=1)
     fracture_max_concurrency: int = Field(default=64, ge=1)
     report_max_concurrency: int = Field(default=64, ge=1)
+    # API keys the gateway sends to each backend (a key, or a file holding one, e.g. a mounted secret).
+    classifier_api_key: SecretStr | None = None
+    classifier_api_key_file: Path | None = None
+    fracture_api_key: SecretStr | None = None
+    fracture_api_key_file: Path | None = None
+    report_api_key: SecretStr | None = None
+    report_api_key_file: Path | None = None
 
-    fracture_max_tokens: int = Field(default=96, ge=1, le=4096)
-    report_max_tokens: int = Field(default=256, ge=1, le=8192)
+    # Sampling defaults per chat role: deploy/models.yaml (`sampling:`) is their one source, and
+    # `make run`, compose and Kubernetes set them; a gateway started without them stops, naming them.
+    fracture_temperature: float = Field(ge=0, le=2)
+    fracture_top_p: float = Field(gt=0, le=1)
+    fracture_max_tokens: int = Field(ge=1, le=32768)
+    report_temperature: float = Field(ge=0, le=2)
+    report_top_p: float = Field(gt=0, le=1)
+    # The report budget when the client sets none, and the most a client's max_(completion_)tokens may ask.
+    report_max_tokens: int = Field(ge=1, le=32768)
+    report_max_tokens_limit: int = Field(ge=1, le=32768)
 
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
@@ -87,17 +125,39 @@ class GatewaySettings(BaseSettings):
                 raise ValueError("every API key must be at least 16 characters")
         if self.image_folder is not None and not self.image_folder.is_dir():
             raise ValueError(f"GATEWAY_IMAGE_FOLDER {self.image_folder} is not a folder")
+        if self.report_max_tokens > self.report_max_tokens_limit:
+            raise ValueError("GATEWAY_REPORT_MAX_TOKENS must not exceed GATEWAY_REPORT_MAX_TOKENS_LIMIT")
+        for role in Role:
+            if getattr(self, f"{role}_api_key") is not None and getattr(self, f"{role}_api_key_file") is not None:
+                raise ValueError(f"set GATEWAY_{role.upper()}_API_KEY or GATEWAY_{role.upper()}_API_KEY_FILE, not both")
+            if not server_root(getattr(self, f"{role}_url")).startswith(("http://", "https://")):
+                raise ValueError(f"GATEWAY_{role.upper()}_URL must be an http(s) URL")
         return self
 
-    def backend(self, role: str) -> BackendSettings:
+    def backend(self, role: Role) -> BackendSettings:
         """One backend's settings, gathered from the flat GATEWAY_<ROLE>_* fields."""
         return BackendSettings(
             role=role,
-            url=getattr(self, f"{role}_url"),
+            root_url=server_root(getattr(self, f"{role}_url")),
             model=getattr(self, f"{role}_model"),
             model_dir=getattr(self, f"{role}_model_dir"),
             timeout_s=getattr(self, f"{role}_timeout_s"),
             max_concurrency=getattr(self, f"{role}_max_concurrency"),
+            api_key=self._backend_key(role),
+        )
+
+    def _backend_key(self, role: Role) -> str | None:
+        key: SecretStr | None = getattr(self, f"{role}_api_key")
+        key_file: Path | None = getattr(self, f"{role}_api_key_file")
+        if key_file is not None:
+            return key_file.read_text().strip() or None
+        return key.get_secret_value() if key is not None else None
+
+    def sampling(self, role: Role) -> SamplingDefaults:
+        return SamplingDefaults(
+            temperature=getattr(self, f"{role}_temperature"),
+            top_p=getattr(self, f"{role}_top_p"),
+            max_tokens=getattr(self, f"{role}_max_tokens"),
         )
 
     def all_api_keys(self) -> list[str]:

@@ -35,14 +35,16 @@ from pathlib import Path
 
 import httpx
 
+from gateway.backends.calls import Sampling
 from gateway.clinical import load as load_clinical
-from gateway.pipeline import fracture_request, report_request
+from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
 from gateway.protocol import ClassificationResult
 from scripts import loadtest
 from scripts.benchlib import markdown_table, target
-from services.launcher import config
-from services.launcher.config import REPO_ROOT
-from services.launcher.process import LauncherProcess, port_overrides
+from scripts.launcher import config
+from scripts.launcher.process import LauncherProcess, port_overrides
+from services.contract.paths import REPO_ROOT
+from services.contract.roles import Role
 
 RESULTS = REPO_ROOT / "bench" / "results"
 FRACTURE_TOKENS, REPORT_TOKENS, CHAT_TOKENS = 32, 64, 32
@@ -107,18 +109,27 @@ class Backends:
     async def classify(self, image: bytes) -> dict:
         return await self.post(f"{self.stack.url('classifier')}/classify", content=image)
 
+    def sampling(self, role: Role, max_tokens: int) -> Sampling:
+        """What the gateway sends this role (models.yaml's defaults), at the benchmark's length."""
+        defaults = self.stack.sampling[role]
+        return Sampling(max_tokens=max_tokens, temperature=defaults.temperature, top_p=defaults.top_p)
+
     async def fracture(self, image: bytes) -> str:
-        payload = fracture_request("chexfract", self.clinical.fracture_prompt, uri(image), FRACTURE_TOKENS)
+        sampling = self.sampling(Role.FRACTURE, FRACTURE_TOKENS)
+        payload = fracture_call("chexfract", self.clinical.fracture_prompt, uri(image), sampling).body()
         answer = await self.post(f"{self.stack.url('fracture')}/v1/chat/completions", json=payload)
         return answer["choices"][0]["message"]["content"]
 
     async def report(self, cxr: dict) -> str:
         """The report request the pipeline makes for a result `cxr` (same prompt, same length)."""
-        result = ClassificationResult(**cxr["classification"])
-        fracture_text = cxr["fracture"]["text"] if cxr["fracture"] else None
-        payload = report_request(
-            "report-llm", self.clinical, cxr["language"], result, fracture_text, cxr["risk_level"]["text"], "", REPORT_TOKENS
+        facts = ReportFacts(
+            language=cxr["language"],
+            classification=ClassificationResult(**cxr["classification"]),
+            fracture_text=cxr["fracture"]["text"] if cxr["fracture"] else None,
+            risk_text=cxr["risk_level"]["text"],
+            indication="",
         )
+        payload = report_call("report-llm", self.clinical, facts, self.sampling(Role.REPORT, REPORT_TOKENS)).body()
         answer = await self.post(f"{self.stack.url('report')}/v1/chat/completions", json=payload)
         return answer["choices"][0]["message"]["content"]
 

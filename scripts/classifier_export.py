@@ -15,9 +15,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from services import modelcard
-from services.classifier.metadata import InputSpec, ModelMetadata
-from services.classifier.preprocess import prepare
+from services.contract import modelcard
+from services.contract.classifier_model import InputSpec, ModelMetadata
+from services.contract.images import prepare
 
 PARITY_TOLERANCE = 1e-3
 REFERENCE_FILE = "reference_outputs.json"

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from scripts.classifier_export import ExportResult, check_parity, export_onnx, load_sample_batch, write_outputs
-from services.classifier.metadata import InputSpec
-from services.modelbuild import packages
-from services.modelbuild.packages import Package
+from scripts.modelbuild import packages
+from scripts.modelbuild.packages import Package
+from services.contract.classifier_model import InputSpec
 
 # What pneumonia-model-package's own pipeline does (PLATFORM-NOTES §2): RGB,
 # 150x150 nearest-neighbour, x/127.5 - 1, channels last.

@@ -31,7 +31,7 @@ from scripts.classifier_export import (
     load_sample_batch,
     write_outputs,
 )
-from services.classifier.metadata import InputSpec
+from services.contract.classifier_model import InputSpec
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50")
 IMAGENET = InputSpec(

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 
 import openai
 
-from services.launcher.config import REPO_ROOT
+from services.contract.paths import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "models" / "samples"
 KINDS = ("cxr", "chat", "stream")

@@ -19,17 +19,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.launcher import config
-from services.launcher.commands import gateway_env
-from services.launcher.config import REPO_ROOT, StackConfig
-from services.launcher.process import LauncherProcess, free_port, port_overrides
+from scripts.launcher import config
+from scripts.launcher.commands import gateway_env
+from scripts.launcher.config import StackConfig
+from scripts.launcher.process import LauncherProcess, free_port, port_overrides
+from services.contract.paths import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "models" / "samples"
 STARTUP_TIMEOUT_S = 900
 
 
-# Shorter answers keep the suite fast on 2 cores; they change lengths, not behaviour.
-SHORT_OUTPUTS = {"GATEWAY_FRACTURE_MAX_TOKENS": "24", "GATEWAY_REPORT_MAX_TOKENS": "48"}
+# Shorter answers keep the suite fast on 2 cores; they change lengths, not behaviour. A greedy
+# ChexFract lets tests compare the pipeline's fracture text with the model's own answer.
+SHORT_OUTPUTS = {
+    "GATEWAY_FRACTURE_MAX_TOKENS": "24",
+    "GATEWAY_REPORT_MAX_TOKENS": "48",
+    "GATEWAY_FRACTURE_TEMPERATURE": "0",
+}
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,30 @@
-"""What every backend client shares: a concurrency limit and one translation of HTTP failures."""
+"""What every backend client shares: an admission limit, and one translation of transport and HTTP failures.
+
+Backend clients raise only the gateway's own errors (gateway/errors.py): httpx's
+and the openai SDK's exceptions are turned into them here, once, and counted
+in `gateway_upstream_errors` by backend and kind.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
-import httpx
+import httpx2
+import openai
+from prometheus_client import Counter
 
-from gateway.errors import BackendFailed, BackendSaturated, UpstreamRejected
+from gateway.errors import BackendAuthFailed, BackendFailed, BackendSaturated, GatewayError, UpstreamRejected
+
+
+class Backend(Protocol):
+    """What readiness needs of any backend client."""
+
+    url: str
+
+    async def ready(self) -> tuple[bool, str]: ...
 
 
 class ConcurrencyLimit:
@@ -26,8 +43,8 @@ class ConcurrencyLimit:
     def release(self) -> None:
         self.in_flight -= 1
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
         self.acquire()
         try:
             yield
@@ -35,7 +52,7 @@ class ConcurrencyLimit:
             self.release()
 
 
-def upstream_reason(response: httpx.Response) -> str:
+def upstream_reason(response: httpx2.Response) -> str:
     """The reason a backend gave, from its own error shape (OpenAI or Open Inference), else its status."""
     try:
         body = response.json()
@@ -43,32 +60,68 @@ def upstream_reason(response: httpx.Response) -> str:
         return response.reason_phrase or f"HTTP {response.status_code}"
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return str(error.get("message", error))
+        return str(error.get("message", error))[:500]
     return str(error or body.get("detail") or body)[:500] if isinstance(body, dict) else str(body)[:500]
 
 
-def raise_for_upstream(backend: str, response: httpx.Response) -> None:
-    if response.status_code >= 500:
-        raise BackendFailed(backend, f"answered {response.status_code}: {upstream_reason(response)}")
+def status_error(backend: str, status: int, reason: str) -> GatewayError:
+    """A backend's HTTP error status as the gateway's error: its own key refused, its fault, or the request's."""
+    if status in (401, 403):
+        return BackendAuthFailed(backend, status)
+    if status >= 500:
+        return BackendFailed(backend, f"answered {status}: {reason}")
+    return UpstreamRejected(backend, status, reason)
+
+
+def raise_for_upstream(backend: str, response: httpx2.Response) -> None:
     if response.status_code >= 400:
-        raise UpstreamRejected(backend, response.status_code, upstream_reason(response))
+        raise status_error(backend, response.status_code, upstream_reason(response))
 
 
-@contextlib.contextmanager
-def transport_errors(backend: str, timeout_s: float):
-    """httpx's transport failures, named for the backend they hit."""
+@dataclass(frozen=True)
+class FailureTranslator:
+    """Turns one backend's transport and SDK failures into gateway errors, and counts them."""
+
+    backend: str
+    timeout_s: float
+    errors: Counter
+
+    def _counted(self, error: GatewayError, kind: str) -> GatewayError:
+        self.errors.labels(self.backend, kind).inc()
+        return error
+
+    @contextlib.contextmanager
+    def translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (httpx2.TimeoutException, openai.APITimeoutError):
+            raise self._counted(BackendFailed(self.backend, f"timed out after {self.timeout_s:g} s"), "timeout") from None
+        except openai.APIStatusError as error:
+            failure = status_error(self.backend, error.status_code, _sdk_reason(error))
+            raise self._counted(failure, f"http_{error.status_code}") from None
+        except openai.APIConnectionError as error:
+            cause = type(error.__cause__).__name__ if error.__cause__ else "connection error"
+            raise self._counted(BackendFailed(self.backend, f"unreachable ({cause})"), "unreachable") from None
+        except openai.APIError as error:  # an error event inside a stream the backend had started
+            raise self._counted(BackendFailed(self.backend, f"broke off: {error.message}"), "stream_error") from None
+        except httpx2.TransportError as error:
+            raise self._counted(BackendFailed(self.backend, f"unreachable ({type(error).__name__})"), "unreachable") from None
+        except GatewayError as error:  # raised by the client itself (e.g. an unusable answer)
+            raise self._counted(error, type(error).__name__) from None
+
+
+def _sdk_reason(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        return str(message)[:500]
+    return error.message[:500]
+
+
+async def probe(client: httpx2.AsyncClient, path: str, headers: dict[str, str] | None = None) -> httpx2.Response | str:
+    """GET one readiness URL: the response, or why there was none."""
     try:
-        yield
-    except httpx.TimeoutException:
-        raise BackendFailed(backend, f"timed out after {timeout_s:g} s") from None
-    except httpx.TransportError as error:
-        raise BackendFailed(backend, f"unreachable ({type(error).__name__})") from None
-
-
-async def probe(client: httpx.AsyncClient, url: str) -> tuple[bool, str]:
-    """Readiness of one health URL: 200 is ready; anything else says what it was."""
-    try:
-        response = await client.get(url, timeout=3.0)
-    except httpx.HTTPError as error:
-        return False, f"{type(error).__name__}"
-    return response.status_code == 200, f"HTTP {response.status_code}"
+        return await client.get(path, timeout=3.0, headers=headers)
+    except httpx2.HTTPError as error:
+        return type(error).__name__

@@ -1,15 +1,27 @@
-"""A vLLM server behind the OpenAI API: ChexFract and the report LLM."""
+"""Any OpenAI-compatible chat server as a backend: vLLM (ChexFract, the report model), llama.cpp, Ollama, TGI.
+
+The pipeline's calls go through the official `openai` SDK (`AsyncOpenAI`) with
+the backend's base URL and API key; the pass-through relay stays on plain
+httpx so that a client gets the backend's bytes unchanged. Admission (the
+concurrency limit) is the caller's: the pipeline admits a request on all its
+backends at once, before any work.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
-import httpx
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionChunk
+from openai.types.completion_usage import CompletionUsage
 
-from gateway.backends.base import ConcurrencyLimit, probe, raise_for_upstream, transport_errors
-from gateway.errors import BackendFailed
+from gateway.backends.base import ConcurrencyLimit, FailureTranslator, probe, upstream_reason
+from gateway.backends.calls import ChatCall
+from gateway.errors import BackendAuthFailed, BackendFailed
+from gateway.protocol import FinishReason, Usage
 
 
 @dataclass(frozen=True)
@@ -21,81 +33,132 @@ class Relayed:
     body: AsyncIterator[bytes]
 
 
+@dataclass(frozen=True)
+class ChatAnswer:
+    text: str
+    usage: Usage
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class StreamPiece:
+    """One step of a streamed answer: a text delta, and on the last steps the finish reason and usage."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:  # a server that reports none: counted as zero, never guessed
+        return Usage()
+    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens)
+
+
+def _finish(reason: str | None) -> FinishReason:
+    return "length" if reason == "length" else "stop"
+
+
+def _piece(chunk: ChatCompletionChunk) -> StreamPiece:
+    choice = chunk.choices[0] if chunk.choices else None
+    return StreamPiece(
+        text=(choice.delta.content or "") if choice else "",
+        finish_reason=_finish(choice.finish_reason) if choice and choice.finish_reason else None,
+        usage=_usage(chunk.usage) if chunk.usage else None,
+    )
+
+
 class ChatBackend:
-    def __init__(self, name: str, model: str, client: httpx.AsyncClient, limit: ConcurrencyLimit, timeout_s: float):
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        http: httpx2.AsyncClient,
+        sdk: openai.AsyncOpenAI,
+        limit: ConcurrencyLimit,
+        failures: FailureTranslator,
+        api_key: str | None,
+    ) -> None:
         self.name = name
         self.model = model
-        self.url = str(client.base_url)
-        self._client = client
-        self._limit = limit
-        self._timeout_s = timeout_s
+        self.url = str(http.base_url)
+        self.limit = limit
+        self._http = http
+        self._sdk = sdk
+        self._failures = failures
+        self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     async def ready(self) -> tuple[bool, str]:
-        # vLLM's /health answers 200 only while its engine is alive (not /version, not a TCP connect).
-        return await probe(self._client, "/health")
+        """vLLM's /health (200 only while its engine is alive), where the server has one; then /v1/models.
 
-    async def chat(self, payload: dict) -> dict:
-        async with self._limit.slot():
-            with transport_errors(self.name, self._timeout_s):
-                response = await self._client.post("/v1/chat/completions", json=payload)
-        raise_for_upstream(self.name, response)
-        return response.json()
+        Servers without /health (llama.cpp's Python server, Ollama) answer 404 there and are judged by
+        /v1/models alone. The model list also proves the gateway's key works and the model is served.
+        """
+        health = await probe(self._http, "/health")
+        if isinstance(health, str):
+            return False, health
+        if health.status_code not in (200, 404):
+            return False, f"/health answered {health.status_code}"
+        models = await probe(self._http, "/v1/models", self._auth)
+        if isinstance(models, str):
+            return False, models
+        if models.status_code in (401, 403):
+            return False, f"the backend refused the gateway's API key ({models.status_code})"
+        if models.status_code != 200:
+            return False, f"/v1/models answered {models.status_code}: {upstream_reason(models)}"
+        served = _model_ids(models)
+        if self.model not in served:
+            return False, f"model {self.model!r} is not served here (serves: {', '.join(served) or 'nothing'})"
+        return True, "ready" if health.status_code == 200 else "ready (no /health: judged by /v1/models)"
 
-    async def chat_text(self, payload: dict) -> str:
-        completion = await self.chat(payload)
-        try:
-            return completion["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise BackendFailed(self.name, "answer has no choices[0].message.content") from None
+    async def complete(self, call: ChatCall) -> ChatAnswer:
+        with self._failures.translate():
+            completion = await self._sdk.chat.completions.create(**call.body(), stream=False)
+            if not completion.choices:
+                raise BackendFailed(self.name, "answer has no choices")
+        choice = completion.choices[0]
+        return ChatAnswer(choice.message.content or "", _usage(completion.usage), _finish(choice.finish_reason))
 
-    async def stream_text(self, payload: dict) -> AsyncIterator[str]:
-        """Content deltas of a streamed chat, as vLLM produces them."""
-        async with self._limit.slot():
-            with transport_errors(self.name, self._timeout_s):
-                request = self._client.build_request("POST", "/v1/chat/completions", json={**payload, "stream": True})
-                response = await self._client.send(request, stream=True)
-                try:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise_for_upstream(self.name, response)
-                    async for line in response.aiter_lines():
-                        delta = _sse_delta(line)
-                        if delta:
-                            yield delta
-                finally:
-                    await response.aclose()
+    async def stream(self, call: ChatCall) -> AsyncIterator[StreamPiece]:
+        """The answer as the backend generates it; closing this generator closes the connection (vLLM aborts)."""
+        with self._failures.translate():
+            chunks = await self._sdk.chat.completions.create(**call.body(), stream=True, stream_options={"include_usage": True})
+            async with chunks:
+                async for chunk in chunks:
+                    yield _piece(chunk)
 
-    async def relay(self, body: bytes, headers: dict[str, str]) -> Relayed:
+    async def relay(self, body: bytes, content_type: str) -> Relayed:
         """Pass a client's request through; streamed answers are relayed chunk by chunk, never buffered."""
-        self._limit.acquire()  # held until the relayed body is finished: the stream occupies the backend
+        self.limit.acquire()  # held until the relayed body is finished: the stream occupies the backend
         try:
-            with transport_errors(self.name, self._timeout_s):
-                request = self._client.build_request("POST", "/v1/chat/completions", content=body, headers=headers)
-                response = await self._client.send(request, stream=True)
+            with self._failures.translate():
+                headers = {"content-type": content_type, **self._auth}
+                request = self._http.build_request("POST", "/v1/chat/completions", content=body, headers=headers)
+                response = await self._http.send(request, stream=True)
         except BaseException:
-            self._limit.release()
+            self.limit.release()
             raise
+        if response.status_code in (401, 403):  # the gateway's key for the backend, not the client's: never a 401 to it
+            await response.aclose()
+            self.limit.release()
+            with self._failures.translate():
+                raise BackendAuthFailed(self.name, response.status_code)
         content_type = response.headers.get("content-type", "application/json")
         return Relayed(response.status_code, content_type, self._relay_body(response))
 
-    async def _relay_body(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def _relay_body(self, response: httpx2.Response) -> AsyncIterator[bytes]:
         try:
-            with transport_errors(self.name, self._timeout_s):
+            with self._failures.translate():
                 async for chunk in response.aiter_raw():
                     yield chunk
         finally:
             await response.aclose()
-            self._limit.release()
+            self.limit.release()
 
 
-def _sse_delta(line: str) -> str:
-    if not line.startswith("data:"):
-        return ""
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return ""
+def _model_ids(response: httpx2.Response) -> list[str]:
     try:
-        choices = json.loads(data).get("choices") or [{}]
-    except json.JSONDecodeError:
-        return ""
-    return (choices[0].get("delta") or {}).get("content") or ""
+        data: Any = response.json().get("data", [])
+        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    except (ValueError, AttributeError, TypeError):
+        return []

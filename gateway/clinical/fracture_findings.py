@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gateway.clinical import FractureTerms
+
 _CLAUSES = re.compile(r"[.;:!?\n。；！？]|,\s*(?:but|however)\b|，")
 
 
@@ -25,8 +27,8 @@ def _cue(words: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
-def parse(text: str, terms: dict[str, list[str]]) -> FractureFinding:
-    mention, negation, uncertainty = (_cue(terms[k]) for k in ("mention", "negation", "uncertainty"))
+def parse(text: str, terms: FractureTerms) -> FractureFinding:
+    mention, negation, uncertainty = _cue(terms.mention), _cue(terms.negation), _cue(terms.uncertainty)
     evidence = []
     for clause in (c.strip() for c in _CLAUSES.split(text)):
         term = mention.search(clause)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from gateway.clinical import ClinicalContent, Language
+from gateway.clinical import ClinicalContent, CodedRule, Language, When
 
 
 @dataclass(frozen=True)
@@ -28,28 +27,28 @@ class Assessment:
     recommendations: list[str]
 
 
-def matches(when: dict[str, Any], facts: Facts) -> bool:
+def matches(when: When, facts: Facts) -> bool:
     return (
-        when.get("class", facts.predicted_class) == facts.predicted_class
-        and facts.confidence >= when.get("min_confidence", 0.0)
-        and when.get("fracture_suspected", facts.fracture_suspected) == facts.fracture_suspected
+        when.predicted_class in (None, facts.predicted_class)
+        and facts.confidence >= when.min_confidence
+        and (when.fracture_suspected is None or when.fracture_suspected == facts.fracture_suspected)
     )
 
 
-def first_match(table: list[dict[str, Any]], facts: Facts) -> dict[str, Any]:
-    return next(rule for rule in table if matches(rule["when"], facts))  # each table ends with `when: {}`
+def first_match(table: list[CodedRule], facts: Facts) -> CodedRule:
+    return next(rule for rule in table if matches(rule.when, facts))  # validated: each table ends with `when: {}`
 
 
 def assess(content: ClinicalContent, facts: Facts, language: Language) -> Assessment:
     rules = content.rules
-    risk = first_match(rules["risk_level"], facts)
-    confidence = first_match(rules["confidence_interpretation"], facts)
-    advice = rules["recommendations"]
-    items = list(advice["always"])
-    items += next((rule["items"] for rule in advice["by_classification"] if matches(rule["when"], facts)), [])
-    items += [item for rule in advice["by_fracture"] if matches(rule["when"], facts) for item in rule["items"]]
+    risk = first_match(rules.risk_level, facts)
+    confidence = first_match(rules.confidence_interpretation, facts)
+    advice = rules.recommendations
+    items = list(advice.always)
+    items += next((rule.items for rule in advice.by_classification if matches(rule.when, facts)), [])
+    items += [item for rule in advice.by_fracture if matches(rule.when, facts) for item in rule.items]
     return Assessment(
-        risk_level=Coded(risk["code"], risk["text"][language]),
-        confidence_interpretation=Coded(confidence["code"], confidence["text"][language]),
-        recommendations=[item[language] for item in items],
+        risk_level=Coded(risk.code, risk.text.get(language)),
+        confidence_interpretation=Coded(confidence.code, confidence.text.get(language)),
+        recommendations=[item.get(language) for item in items],
     )

@@ -1,32 +1,34 @@
-"""POST /v1/chat/completions, routed by `model`: the X-ray pipeline, the classifier, or a vLLM pass-through."""
+"""POST /v1/chat/completions, routed by `model`: the X-ray pipeline, the classifier, or a pass-through.
+
+Thin: parse, check what the route can honour, call the domain, encode JSON or SSE.
+"""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from gateway.catalog import Route
 from gateway.clinical import LANGUAGES, Language
 from gateway.dependencies import Gateway, GatewayDep
-from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.errors import InvalidRequest, ModelNotFound, UnsupportedParameter
 from gateway.images import load_xray
-from gateway.pipeline import Findings
-from gateway.protocol import (
-    AssistantMessage,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    Choice,
-    ChunkChoice,
-    Delta,
-)
+from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
+from gateway.pipeline import PipelineRequest, ReportOptions
+from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
+from gateway.routes.cancellation import unless_disconnected
+from gateway.routes.streaming import completion, encode_stream
+from services.contract.roles import Role
 
 router = APIRouter()
+
+# Top-level fields `cxr-report` takes besides the ones ChatRequest names: `user` (OpenAI's end-user id)
+# is accepted and never forwarded or logged. Anything else is refused rather than silently ignored.
+_ACCEPTED_EXTRA = frozenset({"user"})
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -39,14 +41,43 @@ def parse_chat_request(body: bytes) -> ChatRequest:
 
 
 def check_language(requested: str | None, default: Language) -> Language:
-    language = requested or default
-    if language not in LANGUAGES:
+    language = next((known for known in LANGUAGES if known == (requested or default)), None)
+    if language is None:
         raise InvalidRequest(f"language must be one of {', '.join(LANGUAGES)}", param="language")
     return language
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request, gateway: GatewayDep):
+def refuse_unsupported(chat: ChatRequest) -> None:
+    """OpenAI parameters the pipeline cannot honour: a 400 naming each, never a silent 200."""
+    checks: list[tuple[str, bool, str]] = [
+        ("n", (chat.n or 1) > 1, "the pipeline writes one report per X-ray"),
+        ("tools", bool(chat.tools), "the pipeline calls no tools"),
+        ("tool_choice", chat.tool_choice not in (None, "none"), "the pipeline calls no tools"),
+        ("logprobs", bool(chat.logprobs) or chat.top_logprobs is not None, "the merged answer has no token log-probabilities"),
+        (
+            "response_format",
+            chat.response_format is not None and chat.response_format.type == "json_schema",
+            "json_schema is not supported; use json_object for the cxr object and report as JSON",
+        ),
+    ]
+    checks += [(name, True, "unknown parameter") for name in (chat.model_extra or {}) if name not in _ACCEPTED_EXTRA]
+    for param, refused, why in checks:
+        if refused:
+            raise UnsupportedParameter(param, chat.model, why)
+
+
+def report_options(chat: ChatRequest, limit: int) -> ReportOptions:
+    budget_param = "max_completion_tokens" if chat.max_completion_tokens is not None else "max_tokens"
+    budget = chat.max_completion_tokens or chat.max_tokens
+    if budget is not None and budget > limit:
+        raise InvalidRequest(f"{budget_param} is {budget}; the report budget is at most {limit}", param=budget_param)
+    stop = [chat.stop] if isinstance(chat.stop, str) else list(chat.stop or [])
+    return ReportOptions(max_tokens=budget, temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed, stop=stop)
+
+
+@router.post("/v1/chat/completions", openapi_extra=CHAT_REQUEST_BODY, responses=ERROR_RESPONSES)
+async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
+    """OpenAI Chat Completions. `cxr-report` runs the X-ray pipeline; other models are listed by GET /v1/models."""
     body = await request.body()
     chat = parse_chat_request(body)
     route = gateway.catalog.route(chat.model)
@@ -55,56 +86,35 @@ async def chat_completions(request: Request, gateway: GatewayDep):
         known = ", ".join(gateway.catalog.routes)
         raise ModelNotFound(f"model {chat.model!r} does not exist; available: {known}", param="model")
     if route is Route.PASSTHROUGH:
-        return await _passthrough(gateway, chat.model, body)
+        relayed = await gateway.chat_backends[chat.model].relay(body, "application/json")
+        return StreamingResponse(relayed.body, status_code=relayed.status, media_type=relayed.content_type)
     if route is Route.CLASSIFIER:
-        return await _classify(gateway, chat)
-    return await _pipeline(gateway, chat)
-
-
-async def _passthrough(gateway: Gateway, model: str, body: bytes) -> StreamingResponse:
-    relayed = await gateway.chat_backends[model].relay(body, {"content-type": "application/json"})
-    return StreamingResponse(relayed.body, status_code=relayed.status, media_type=relayed.content_type)
+        return JSONResponse((await unless_disconnected(request, _classify(gateway, chat))).model_dump())
+    return await _pipeline(request, gateway, chat)
 
 
 async def _classify(gateway: Gateway, chat: ChatRequest) -> ChatCompletion:
     xray = await load_xray(chat, gateway.image_policy)
-    result = await gateway.classifier.classify(xray.image)
-    content = json.dumps({**result.model_dump(), "model": gateway.catalog.models["classifier"].model_dump()})
+    with gateway.classifier.limit.slot():
+        result = await gateway.classifier.classify(xray.image)
+    content = json.dumps({**result.model_dump(), "model": gateway.catalog.models[Role.CLASSIFIER].model_dump()})
     return ChatCompletion(model=chat.model, choices=[Choice(message=AssistantMessage(content=content))])
 
 
-async def _pipeline(gateway: Gateway, chat: ChatRequest):
+async def _pipeline(request: Request, gateway: GatewayDep, chat: ChatRequest) -> Response:
+    refuse_unsupported(chat)
     requested = chat.language or (chat.metadata or {}).get("language")
     language = check_language(requested, gateway.settings.default_language)
+    options = report_options(chat, gateway.settings.report_max_tokens_limit)
     xray = await load_xray(chat, gateway.image_policy)
-    pipeline = gateway.pipeline
+    run = PipelineRequest(xray=xray, language=language, report=options)
     if chat.stream:
-        findings = await pipeline.analyze(xray, language)  # errors here still get their own status
-        return StreamingResponse(_sse(gateway, chat.model, findings), media_type="text/event-stream")
-    report, cxr = await pipeline.run(xray, language)
+        events = gateway.pipeline.events(run)
+        await unless_disconnected(request, anext(events))  # stage one: its errors still get their own status
+        include_usage = chat.stream_options is not None and chat.stream_options.include_usage
+        return StreamingResponse(encode_stream(events, chat.model, include_usage), media_type="text/event-stream")
+    done = await unless_disconnected(request, gateway.pipeline.collect(run))
     wants_json = chat.response_format is not None and chat.response_format.type == "json_object"
-    content = json.dumps({**cxr.model_dump(), "report": report}, ensure_ascii=False) if wants_json else report
-    return JSONResponse(
-        ChatCompletion(model=chat.model, choices=[Choice(message=AssistantMessage(content=content))], cxr=cxr).model_dump()
-    )
-
-
-async def _sse(gateway: Gateway, model: str, findings: Findings) -> AsyncIterator[str]:
-    """OpenAI-style chunks: the report as vLLM streams it, then `cxr` in the final chunk, then [DONE]."""
-    base = {"id": ChatCompletion(model=model, choices=[]).id, "created": int(time.time()), "model": model}
-
-    def chunk(delta: Delta, finish: str | None = None, **extra) -> str:
-        payload = ChatCompletionChunk(**base, choices=[ChunkChoice(delta=delta, finish_reason=finish)], **extra)
-        return f"data: {payload.model_dump_json(exclude_none=True)}\n\n"
-
-    yield chunk(Delta(role="assistant", content=""))
-    produced = False
-    async for delta in gateway.pipeline.stream_report(findings):
-        produced = True
-        yield chunk(Delta(content=delta))
-    report_ok = produced and not any(w.startswith("report:") for w in findings.warnings)
-    if not produced:
-        yield chunk(Delta(content=gateway.pipeline.clinical.text("report_unavailable", findings.language)))
-    cxr = gateway.pipeline.result(findings, report_available=report_ok)
-    yield chunk(Delta(), finish="stop", cxr=cxr)
-    yield "data: [DONE]\n\n"
+    payload: dict[str, Any] = {**done.result.model_dump(mode="json"), "report": done.report}
+    content = json.dumps(payload, ensure_ascii=False) if wants_json else done.report
+    return JSONResponse(completion(chat.model, done, content).model_dump(mode="json"))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.backends.base import Backend
 from gateway.dependencies import GatewayDep
 from gateway.protocol import BackendHealth, ReadyResponse
+from services.contract.roles import Role
 
 router = APIRouter(tags=["operations"])
 
@@ -20,7 +23,12 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=ReadyResponse)
 async def ready(gateway: GatewayDep, response: Response) -> ReadyResponse:
-    backends = {"classifier": gateway.classifier, "fracture": gateway.pipeline.fracture, "report": gateway.pipeline.report}
+    pipeline = gateway.pipeline
+    backends: dict[Role, Backend] = {
+        Role.CLASSIFIER: pipeline.classifier,
+        Role.FRACTURE: pipeline.fracture,
+        Role.REPORT: pipeline.report,
+    }
     probes = await asyncio.gather(*(backend.ready() for backend in backends.values()))
     detail = {
         name: BackendHealth(ready=ok, url=backend.url, detail=why)
@@ -31,6 +39,6 @@ async def ready(gateway: GatewayDep, response: Response) -> ReadyResponse:
     return ReadyResponse(ready=all_ready, backends=detail)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(gateway: GatewayDep) -> Response:
     return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,9 @@
 
 import uvicorn
 
-from services import jsonlog
 from services.classifier.app import create_app
 from services.classifier.settings import ClassifierSettings
+from services.contract import jsonlog
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Scope
 
-from services.asgi import BodySizeLimit, Exchange, RequestObserver
 from services.classifier import errors
 from services.classifier.batcher import DynamicBatcher
 from services.classifier.metrics import WorkerMetrics
@@ -19,6 +18,7 @@ from services.classifier.model import OnnxClassifier
 from services.classifier.routes import endpoint_label, router
 from services.classifier.service import ClassifierService
 from services.classifier.settings import ClassifierSettings
+from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
 
 log = logging.getLogger("classifier")
 
@@ -33,6 +33,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             settings.model_path,
             settings.providers,
             settings.intra_op_threads,
+            settings.spin_wait,
         )
         metrics = WorkerMetrics()
         batcher = DynamicBatcher(
@@ -46,13 +47,15 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
         app.state.settings = settings
         app.state.metrics = metrics
-        app.state.service = ClassifierService(model, batcher, pool, settings.max_image_pixels)
+        app.state.service = ClassifierService(
+            settings.model_name or model.metadata.name, model, batcher, pool, settings.max_image_pixels
+        )
         batcher.start()
         log.info(
             "ready",
             extra={
                 "fields": {
-                    "model": model.metadata.name,
+                    "model": app.state.service.name,
                     "provider": model.provider,
                     "port": settings.port,
                     "max_batch_size": settings.max_batch_size,

@@ -12,10 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.asgi import BodyTooLarge
 from services.classifier.batcher import InferenceFailed, InferenceTimeout, QueueFull
-from services.classifier.preprocess import ImageError
 from services.classifier.service import TensorError
+from services.contract.asgi import BodyTooLarge
+from services.contract.images import ImageError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ async def _domain_error(_request: Request, error: Exception) -> JSONResponse:
     return error_response(status, str(error), headers)
 
 
-async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
     first = error.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     return error_response(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from services import modelcard
-from services.classifier.metadata import ModelMetadata
+from services.contract import modelcard
+from services.contract.classifier_model import ModelMetadata
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +18,8 @@ class ModelLoadError(RuntimeError):
     """The model file, its metadata or its card is missing or inconsistent."""
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 class OnnxClassifier:
-    def __init__(self, onnx_path: Path, providers: tuple[str, ...], intra_op_threads: int = 0, spin_wait: bool = True) -> None:
+    def __init__(self, onnx_path: Path, providers: tuple[str, ...], intra_op_threads: int, spin_wait: bool) -> None:
         self.metadata = ModelMetadata.read(onnx_path)
         self.sha256 = modelcard.file_sha256(onnx_path)
         if self.sha256 != self.metadata.onnx_sha256:
@@ -48,7 +43,4 @@ class OnnxClassifier:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Raw model outputs for a preprocessed batch (blocking; call from a worker thread)."""
         (output,) = self.session.run([self.metadata.output_name], {self.metadata.input.name: batch})
-        return output
-
-    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
-        return softmax(outputs) if self.metadata.output == "logits" else outputs
+        return np.asarray(output)

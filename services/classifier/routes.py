@@ -9,21 +9,23 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.formparsers import MultiPartException
 
-from services.asgi import parse_form
 from services.classifier import protocol
 from services.classifier.errors import BadRequest, UnknownModel
 from services.classifier.metrics import WorkerMetrics
 from services.classifier.service import ClassifierService
+from services.contract.asgi import parse_form
 
 router = APIRouter()
 
 
 def _service(request: Request) -> ClassifierService:
-    return request.app.state.service
+    service: ClassifierService = request.app.state.service  # made once in the lifespan
+    return service
 
 
 def _metrics(request: Request) -> WorkerMetrics:
-    return request.app.state.metrics
+    metrics: WorkerMetrics = request.app.state.metrics
+    return metrics
 
 
 Service = Annotated[ClassifierService, Depends(_service)]
@@ -31,8 +33,8 @@ Metrics = Annotated[WorkerMetrics, Depends(_metrics)]
 
 
 def _known_model(name: str, service: Service) -> ClassifierService:
-    if name != service.model.metadata.name:
-        raise UnknownModel(f"unknown model {name!r}; this worker serves {service.model.metadata.name!r}")
+    if name != service.name:
+        raise UnknownModel(f"unknown model {name!r}; this worker serves {service.name!r}")
     return service
 
 
@@ -68,7 +70,7 @@ async def model_metadata(service: KnownModel) -> protocol.ModelMetadataResponse:
     model = service.model
     spec = model.metadata.input
     return protocol.ModelMetadataResponse(
-        name=model.metadata.name,
+        name=service.name,
         versions=[model.metadata.version],
         platform="onnxruntime_onnx",
         inputs=[protocol.TensorMetadata(name=spec.name, datatype="FP32", shape=list(spec.shape(-1)))],
@@ -93,7 +95,7 @@ async def model_metadata(service: KnownModel) -> protocol.ModelMetadataResponse:
 
 @router.get("/v2/models/{name}/ready")
 async def model_ready(service: KnownModel) -> dict[str, bool | str]:
-    return {"name": service.model.metadata.name, "ready": True}
+    return {"name": service.name, "ready": True}
 
 
 @router.post("/v2/models/{name}/infer", response_model=protocol.InferenceResponse)
@@ -102,7 +104,7 @@ async def infer(request: protocol.InferenceRequest, service: KnownModel) -> prot
     tensor = service.check_tensor(tensor_in.name, tensor_in.datatype, tensor_in.shape, tensor_in.data)
     outputs = await service.infer(tensor)
     return protocol.InferenceResponse(
-        model_name=service.model.metadata.name,
+        model_name=service.name,
         model_version=service.model.metadata.version,
         id=request.id,
         outputs=[
@@ -139,7 +141,7 @@ async def classify(request: Request, body: Body, service: Service) -> protocol.C
         confidence=result.confidence,
         probabilities=result.probabilities,
         model=protocol.ModelInfo(
-            name=model.metadata.name,
+            name=service.name,
             version=model.metadata.version,
             sha256=model.sha256,
             provider=model.provider,

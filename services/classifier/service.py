@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.classifier import preprocess
 from services.classifier.batcher import DynamicBatcher
 from services.classifier.model import OnnxClassifier
+from services.contract import images
+from services.contract.classification import classify_outputs
 
 
 class TensorError(ValueError):
@@ -19,7 +20,7 @@ class TensorError(ValueError):
 
 
 @dataclass(frozen=True)
-class Classification:
+class TimedClassification:
     predicted_class: str
     confidence: float
     probabilities: dict[str, float]
@@ -28,29 +29,30 @@ class Classification:
 
 class ClassifierService:
     def __init__(
-        self, model: OnnxClassifier, batcher: DynamicBatcher, preprocess_pool: ThreadPoolExecutor, max_image_pixels: int
+        self,
+        name: str,
+        model: OnnxClassifier,
+        batcher: DynamicBatcher,
+        preprocess_pool: ThreadPoolExecutor,
+        max_image_pixels: int,
     ) -> None:
+        self.name = name  # the served name (CLASSIFIER_MODEL_NAME), as vLLM's --served-model-name
         self.model = model
         self.batcher = batcher
         self._pool = preprocess_pool
         self._max_image_pixels = max_image_pixels
 
-    async def classify(self, image: bytes) -> Classification:
+    async def classify(self, image: bytes) -> TimedClassification:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         with self.batcher.announce():
             tensor = await loop.run_in_executor(
-                self._pool, preprocess.prepare, image, self.model.metadata.input, self._max_image_pixels
+                self._pool, images.prepare, image, self.model.metadata.input, self._max_image_pixels
             )
         outputs = await self.batcher.submit(tensor[np.newaxis])
-        probabilities = self.model.probabilities(outputs)[0]
-        best = int(np.argmax(probabilities))
-        classes = self.model.metadata.classes
-        return Classification(
-            predicted_class=classes[best],
-            confidence=float(probabilities[best]),
-            probabilities={name: float(p) for name, p in zip(classes, probabilities, strict=True)},
-            latency_ms=(time.perf_counter() - started) * 1000,
+        (result,) = classify_outputs(outputs, self.model.metadata)
+        return TimedClassification(
+            result.predicted_class, result.confidence, result.probabilities, (time.perf_counter() - started) * 1000
         )
 
     def check_tensor(self, name: str, datatype: str, shape: list[int], data: list[float]) -> np.ndarray:

@@ -12,7 +12,8 @@ class ClassifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
 
     model_path: Path = Path("models/pneumonia-classifier/model.onnx")
-    model_name: str = "pneumonia-classifier"
+    # The name clients use in /v2/models/{name} (as vLLM's --served-model-name); default: the metadata's name.
+    model_name: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from services.launcher.config import REPO_ROOT
-from services.modelbuild.samples import load_labels
+from scripts.modelbuild.samples import load_labels
+from services.contract.paths import REPO_ROOT
 
 MODEL_DIR = REPO_ROOT / "models" / "pneumonia-classifier"
 

@@ -20,7 +20,7 @@ def xray(sample_images):
 
 REFUSED = [
     ("not an image", lambda x: b"this is not an image at all", 400, "not a JPEG or PNG"),
-    ("empty body", lambda x: b"", 400, "empty body"),
+    ("empty body", lambda x: b"", 400, "empty image"),
     ("truncated JPEG", images.truncated, 400, "truncated"),
     ("decompression bomb", lambda x: images.decompression_bomb(), 400, "pixels; the limit is"),
     ("GIF (format not accepted)", images.gif, 400, "not a JPEG or PNG"),

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from scripts.classifier_export import PARITY_TOLERANCE, REFERENCE_FILE
-from services.classifier.metadata import ModelMetadata
-from services.modelcard import file_sha256
+from services.contract.classifier_model import ModelMetadata
+from services.contract.modelcard import file_sha256
 
 
 def test_resnet_export_writes_onnx_pt2_metadata_and_passes_parity(resnet_export):

@@ -4,8 +4,8 @@ import httpx
 import numpy as np
 import pytest
 
-from services.classifier import preprocess
-from services.classifier.metadata import ModelMetadata
+from services.contract import images as preprocess
+from services.contract.classifier_model import ModelMetadata
 from tests.classifier.conftest import MODEL_DIR
 
 MODEL = "pneumonia-classifier"

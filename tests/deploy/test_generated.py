@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.launcher import config, manifests
-from services.launcher.commands import classifier_env, gateway_env, service_commands
-from services.launcher.config import REPO_ROOT
+from scripts.launcher import config, manifests
+from scripts.launcher.commands import classifier_env, gateway_env, service_commands
+from services.contract.paths import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 KUBERNETES_VERSION = "1.30.0"

@@ -42,7 +42,7 @@ def test_ready_reports_every_backend(stack):
     body = httpx.get(f"{gateway_url(stack)}/ready").json()
     assert body["ready"] is True
     assert set(body["backends"]) == {"classifier", "fracture", "report"}
-    assert all(b["detail"] == "HTTP 200" for b in body["backends"].values())
+    assert all(b["detail"] == "ready" for b in body["backends"].values())
 
 
 def test_request_id_is_echoed_and_metrics_count_by_model(stack, sample_images):

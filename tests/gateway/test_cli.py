@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 
-from services.launcher.config import REPO_ROOT
+from services.contract.paths import REPO_ROOT
 from tests.conftest import SAMPLES, gateway_url
 
 

@@ -52,6 +52,6 @@ def test_recommendations_follow_the_seed_table_in_both_languages():
     ],
 )
 def test_fracture_text_negation(text, suspected):
-    finding = fracture_findings.parse(text, CLINICAL.rules["fracture_terms"])
+    finding = fracture_findings.parse(text, CLINICAL.rules.fracture_terms)
     assert finding.suspected is suspected
     assert bool(finding.evidence) is suspected

@@ -1,5 +1,8 @@
 """Backend faults: a real network cut between the gateway and one backend, then its restoration."""
 
+import re
+
+import httpx
 import openai
 import pytest
 
@@ -41,7 +44,8 @@ def test_vlm_down_gives_partial_with_a_warning_then_recovers(faulty, proxies, xr
         cxr = pipeline(faulty, xray)
         assert cxr["status"] == "partial"
         assert cxr["fracture"] is None  # never invented
-        assert any(w.startswith("fracture:") and "fracture backend failed" in w for w in cxr["warnings"])
+        assert [w["stage"] for w in cxr["warnings"]] == ["fracture"]
+        assert "fracture backend failed" in cxr["warnings"][0]["message"]
         assert cxr["classification"]["predicted_class"] == "PNEUMONIA"
         assert cxr["report_available"] is True
     finally:
@@ -56,9 +60,11 @@ def test_report_llm_down_gives_partial_without_a_report(faulty, proxies, xray):
         completion = faulty.chat.completions.create(model="cxr-report", messages=xray_message(xray))
         cxr = completion.model_extra["cxr"]
         assert cxr["status"] == "partial" and cxr["report_available"] is False
-        assert any(w.startswith("report:") for w in cxr["warnings"])
+        assert [w["stage"] for w in cxr["warnings"]] == ["report"]
         assert "unavailable" in completion.choices[0].message.content.lower()
         assert cxr["fracture"] is not None
+        metrics = httpx.get(str(faulty.base_url).removesuffix("/v1/") + "/metrics").text
+        assert re.search(r'gateway_upstream_errors_total\{backend="report",kind="unreachable"\} [1-9]', metrics)
     finally:
         proxies["report"].restore()
 

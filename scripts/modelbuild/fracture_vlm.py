@@ -21,9 +21,9 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from services import modelcard
-from services.modelbuild import report_llm
-from services.modelbuild.packages import Package
+from scripts.modelbuild import report_llm
+from scripts.modelbuild.packages import Package
+from services.contract import modelcard
 
 SEED = 20261122
 IMAGE_SIZE = 224
@@ -117,6 +117,6 @@ def build(package: Package, out: Path) -> None:
             source=[modelcard.Source(package=package.name, version=package.version, file=package.files["gguf"])],
             licence="Apache-2.0 (SmolLM2); vision tower and projector are random weights made by set-up",
             weights_sha256=modelcard.weights_digests(out, "*.safetensors"),
-            built_by="services.modelbuild.fracture_vlm",
+            built_by="scripts.modelbuild.fracture_vlm",
         ),
     )

@@ -2,13 +2,14 @@
 
 import pytest
 
-from services.launcher import config
-from services.launcher.commands import service_commands, vllm_server_args
+from scripts.launcher import config
+from scripts.launcher.commands import service_commands, vllm_server_args
+from services.contract.roles import Role
 
 
 def test_cpu_profile_has_every_role_on_the_documented_ports():
     stack = config.load("cpu", env={})
-    assert {role: stack.roles[role].port for role in config.ROLES} == {"report": 8101, "fracture": 8102, "classifier": 8001}
+    assert {role: stack.roles[role].port for role in Role} == {"report": 8101, "fracture": 8102, "classifier": 8001}
     assert stack.gateway.port == 8080
     assert stack.roles["fracture"].served_name == "chexfract"
 
@@ -54,3 +55,14 @@ def test_gateway_is_told_every_backend_url_derived_from_the_same_ports():
     assert gateway.env["GATEWAY_CLASSIFIER_URL"] == "http://127.0.0.1:9001"
     assert gateway.env["GATEWAY_FRACTURE_MODEL"] == "chexfract"
     assert service_commands(stack)[-1].name == "gateway"  # started after the backends
+
+
+def test_the_operators_gateway_variables_win_over_models_yaml():
+    stack = config.load("cpu", env={})
+    derived = service_commands(stack, environ={})[-1]
+    assert derived.env["GATEWAY_HOST"] == "127.0.0.1" and derived.env["GATEWAY_REPORT_TEMPERATURE"] == "0.0"
+    assert derived.env["GATEWAY_FRACTURE_TOP_P"] == "0.9" and derived.env["GATEWAY_REPORT_MAX_TOKENS_LIMIT"] == "2048"
+    operator = {"GATEWAY_HOST": "0.0.0.0", "GATEWAY_PORT": "9443", "GATEWAY_REPORT_URL": "http://10.1.2.3:11434/v1"}
+    gateway = service_commands(stack, environ={**operator, "UNRELATED": "x"})[-1]
+    assert {key: gateway.env[key] for key in operator} == operator
+    assert gateway.port == 9443 and "UNRELATED" not in gateway.env

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from services.modelbuild.packages import Package
+from scripts.modelbuild.packages import Package
 
 LABELS_FILE = "labels.json"
 

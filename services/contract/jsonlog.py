@@ -38,3 +38,4 @@ def configure(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every backend call at INFO; our own request lines carry what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)

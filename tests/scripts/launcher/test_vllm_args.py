@@ -4,8 +4,8 @@ import pytest
 from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-from services.launcher import config
-from services.launcher.commands import vllm_server_args
+from scripts.launcher import config
+from scripts.launcher.commands import vllm_server_args
 
 VLLM_PROFILES_AND_ROLES = [(profile, role) for profile in config.profile_names() for role in ("report", "fracture")]
 

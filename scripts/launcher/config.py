@@ -18,11 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_YAML = REPO_ROOT / "deploy" / "models.yaml"
-
-Role = Literal["report", "fracture", "classifier"]
-ROLES: tuple[Role, ...] = ("report", "fracture", "classifier")
+from services.contract.paths import MODELS_YAML, REPO_ROOT
+from services.contract.roles import Role
 
 
 class ConfigError(ValueError):
@@ -66,6 +63,15 @@ class GatewayConfig(_Strict):
     port: int = Field(ge=1, le=65535)
 
 
+class SamplingConfig(_Strict):
+    """A chat role's generation defaults, used by the gateway when a client sets none."""
+
+    temperature: float = Field(ge=0, le=2)
+    top_p: float = Field(gt=0, le=1)
+    max_tokens: int = Field(ge=1)
+    max_tokens_limit: int | None = Field(default=None, ge=1)  # the most a client may ask (the report's budget)
+
+
 class ContainerConfig(_Strict):
     images: dict[str, str]
     app_root: str
@@ -79,6 +85,7 @@ class StackConfig(_Strict):
     gateway: GatewayConfig
     containers: ContainerConfig
     roles: dict[Role, RoleConfig]
+    sampling: dict[Role, SamplingConfig]
 
     def url(self, role: Role) -> str:
         return f"http://127.0.0.1:{self.roles[role].port}"
@@ -109,7 +116,7 @@ def _resolve_profile(profiles: Mapping[str, Any], name: str, seen: tuple[str, ..
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     if port := env.get("CXR_GATEWAY_PORT"):
         data["gateway"] = {**data["gateway"], "port": int(port)}
-    for role in ROLES:
+    for role in Role:
         overrides = {
             field: env[f"CXR_{role.upper()}_{field.upper()}"]
             for field in ("port", "model")
@@ -137,5 +144,6 @@ def load(profile: str | None = None, env: Mapping[str, str] | None = None, path:
         "gateway": document["gateway"],
         "containers": document["containers"],
         "roles": resolved["roles"],
+        "sampling": document["sampling"],
     }
     return StackConfig.model_validate(_apply_env_overrides(data, env))

@@ -1,7 +1,7 @@
 """Compose files and Kubernetes manifests, generated from deploy/models.yaml.
 
-    python -m services.launcher manifests            # rewrite deploy/docker-compose*.yml and deploy/k8s/
-    python -m services.launcher manifests --check    # exit 1 if a committed file differs (a test runs this)
+    python -m scripts.launcher manifests            # rewrite deploy/docker-compose*.yml and deploy/k8s/
+    python -m scripts.launcher manifests --check    # exit 1 if a committed file differs (a test runs this)
 
 Every container runs the same argv as `make run` for the same profile
 (`vllm_server_args`, `classifier_env`, `gateway_env`), with container paths
@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from services.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, vllm_server_args
-from services.launcher.config import REPO_ROOT, RoleConfig, StackConfig, load
+from scripts.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, vllm_server_args
+from scripts.launcher.config import RoleConfig, StackConfig, load
+from services.contract.paths import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 GENERATED_NOTICE = "# Generated from deploy/models.yaml by `make deploy-files`; edit that file, not this one.\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData, Headers
@@ -103,7 +103,7 @@ async def parse_form(headers: Headers, body: bytes, max_fields: int = 4) -> Form
     Raises starlette's MultiPartException on a malformed body.
     """
 
-    async def replay() -> AsyncIterator[bytes]:
+    async def replay() -> AsyncGenerator[bytes, None]:
         yield body
 
     return await MultiPartParser(headers, replay(), max_files=1, max_fields=max_fields).parse()

@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from services.classifier.metadata import InputSpec
+from services.contract.classifier_model import InputSpec
 
 ACCEPTED_FORMATS = ("JPEG", "PNG")
 _RESAMPLING = {
@@ -33,18 +33,30 @@ class ImageTooLarge(ImageError):
     """More pixels than the configured limit (a possible decompression bomb)."""
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
+def open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """The image, opened lazily: format and pixel count read from the header, no pixel decoded yet."""
     if not data:
-        raise ImageError("empty body: expected a JPEG or PNG image")
+        raise ImageError("empty image: expected a JPEG or PNG image")
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-    except Image.DecompressionBombError as error:
-        raise ImageTooLarge(str(error)) from None
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"image has more pixels than the limit of {max_pixels}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ImageError("not a JPEG or PNG image") from None
+        raise ImageError("image data is not a JPEG or PNG image") from None
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    return image
+
+
+def mime_type(data: bytes, max_pixels: int) -> str:
+    """The MIME type of a JPEG/PNG within the pixel limit (header only)."""
+    with open_checked(data, max_pixels) as image:
+        return f"image/{str(image.format).lower()}"
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    image = open_checked(data, max_pixels)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
@@ -71,8 +83,8 @@ def to_tensor(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """One image as a float32 array shaped like one batch row (HWC or CHW)."""
     image = _to_8bit(image).convert(spec.colour)  # grey, palette, RGBA → the model's colour mode
     image = image.resize((spec.width, spec.height), _RESAMPLING[spec.resize])
-    pixels = np.asarray(image, dtype=np.float32).reshape(spec.height, spec.width, spec.channels) / 255.0
-    pixels = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
+    scaled = np.asarray(image, dtype=np.float32).reshape(spec.height, spec.width, spec.channels) / np.float32(255.0)
+    pixels = (scaled - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
     return pixels if spec.layout == "NHWC" else pixels.transpose(2, 0, 1)
 
 

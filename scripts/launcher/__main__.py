@@ -1,4 +1,4 @@
-"""`python -m services.launcher`: run the stack (`make run`) or print a role's launch arguments.
+"""`python -m scripts.launcher`: run the stack (`make run`) or print a role's launch arguments.
 
 run   [--profile cpu] [--only report,fracture]   start, wait for health, print READY, stop on Ctrl-C/SIGTERM
 args  --profile gpu --role report                 the vLLM server arguments models.yaml gives that role
@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from services.launcher import config, supervisor
-from services.launcher.commands import service_commands, vllm_server_args
-from services.launcher.config import REPO_ROOT
+from scripts.launcher import config, supervisor
+from scripts.launcher.commands import service_commands, vllm_server_args
+from services.contract.paths import REPO_ROOT
 
 
 class _Stop(Exception):
@@ -33,6 +33,7 @@ def _print_ready(service: supervisor.RunningService) -> None:
 def run(args: argparse.Namespace) -> int:
     stack = config.load(args.profile)
     commands = service_commands(stack)
+    gateway_command = commands[-1]  # where READY points, also when --only leaves the gateway out
     if args.only:
         wanted = set(args.only.split(","))
         commands = [c for c in commands if c.name in wanted or c.name.removeprefix("vllm-") in wanted]
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"cxr-serve: profile {stack.profile}: {stack.description}", flush=True)
     try:
         with supervisor.running([backends, gateway], args.log_dir, args.timeout, _print_ready) as services:
-            print(f"READY http://{stack.gateway.host}:{stack.gateway.port}", flush=True)
+            print(f"READY http://{_ready_host(gateway_command.env['GATEWAY_HOST'])}:{gateway_command.port}", flush=True)
             _watch(services)
     except supervisor.LaunchError as error:
         print(f"cxr-serve: {error}", file=sys.stderr, flush=True)
@@ -51,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
         pass  # the supervisor has stopped every child on the way out
     print("cxr-serve: stopped", flush=True)
     return 0
+
+
+def _ready_host(bind_host: str) -> str:
+    """Where a user on this machine reaches the gateway: a wildcard bind is reached on 127.0.0.1."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
 
 
 def _watch(services: list[supervisor.RunningService]) -> None:
@@ -75,7 +81,7 @@ def print_args(args: argparse.Namespace) -> int:
 
 
 def manifests_command(args: argparse.Namespace) -> int:
-    from services.launcher import manifests
+    from scripts.launcher import manifests
 
     if args.check:
         stale = manifests.stale_files()
@@ -88,7 +94,7 @@ def manifests_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.launcher", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.launcher", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start the stack and wait")
     run_parser.add_argument("--profile", default=None, help="profile in deploy/models.yaml (default: $CXR_PROFILE or cpu)")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from services import modelcard
-from services.launcher.config import REPO_ROOT
+from services.contract import modelcard
+from services.contract.paths import REPO_ROOT
 
 MODELS = REPO_ROOT / "models"
 
@@ -40,7 +40,7 @@ def test_verify_detects_changed_weights(tmp_path):
 
 
 def test_samples_are_the_16_labelled_xrays():
-    from services.modelbuild.samples import load_labels
+    from scripts.modelbuild.samples import load_labels
 
     labels = load_labels(MODELS / "samples")
     assert len(labels) == 16

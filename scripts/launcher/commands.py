@@ -7,12 +7,14 @@ deployment at once.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.launcher.config import REPO_ROOT, RoleConfig, StackConfig
+from scripts.launcher.config import RoleConfig, StackConfig
+from services.contract.paths import REPO_ROOT
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
@@ -96,20 +98,25 @@ def gateway_env(
         env[f"GATEWAY_{name.upper()}_URL"] = f"http://{backend_host(name)}:{role.port}"
         env[f"GATEWAY_{name.upper()}_MODEL"] = role.served_name
         env[f"GATEWAY_{name.upper()}_MODEL_DIR"] = location.rsplit("/", 1)[0] if location.endswith(".onnx") else location
+    for name, sampling in stack.sampling.items():
+        for key, value in sampling.model_dump(exclude_none=True).items():
+            env[f"GATEWAY_{name.upper()}_{key.upper()}"] = str(value)
     return env
 
 
-def _gateway(stack: StackConfig) -> ServiceCommand:
+def _gateway(stack: StackConfig, environ: Mapping[str, str]) -> ServiceCommand:
+    # An operator's own GATEWAY_* variables win over what models.yaml derives (README: "Precedence").
+    env = {**gateway_env(stack), **{key: value for key, value in environ.items() if key.startswith("GATEWAY_")}}
     return ServiceCommand(
         name="gateway",
         argv=[sys.executable, "-m", "gateway", "serve"],
-        port=stack.gateway.port,
+        port=int(env["GATEWAY_PORT"]),
         health_path="/ready",
-        env=gateway_env(stack),
+        env=env,
     )
 
 
-def service_commands(stack: StackConfig) -> list[ServiceCommand]:
+def service_commands(stack: StackConfig, environ: Mapping[str, str] | None = None) -> list[ServiceCommand]:
     """Every service of the stack, backends first: the gateway starts once they are healthy."""
     backends = [_vllm(f"vllm-{name}", role) if role.engine == "vllm" else _classifier(role) for name, role in stack.roles.items()]
-    return [*backends, _gateway(stack)]
+    return [*backends, _gateway(stack, os.environ if environ is None else environ)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from services.launcher.commands import ServiceCommand
+from scripts.launcher.commands import ServiceCommand
 
 
 class LaunchError(RuntimeError):

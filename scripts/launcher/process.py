@@ -1,4 +1,4 @@
-"""`python -m services.launcher run` as a child process, for the tests and the benchmarks.
+"""`python -m scripts.launcher run` as a child process, for the tests and the benchmarks.
 
 They start the stack exactly as `make run` does, on free ports passed as the
 CXR_* overrides, and wait for its READY line.
@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from services.launcher.config import REPO_ROOT
+from services.contract.paths import REPO_ROOT
 
 
 def free_port() -> int:
@@ -32,7 +32,7 @@ class LauncherProcess:
     """The launcher as a child, with its output lines collected."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, only: str = "") -> None:
-        argv = [sys.executable, "-m", "services.launcher", "run", "--log-dir", str(log_dir)]
+        argv = [sys.executable, "-m", "scripts.launcher", "run", "--log-dir", str(log_dir)]
         if only:
             argv += ["--only", only]
         self.process = subprocess.Popen(

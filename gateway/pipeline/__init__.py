@@ -1,0 +1,285 @@
+"""The X-ray pipeline, free of HTTP: classifier ∥ ChexFract, then rules, then the report model.
+
+`Pipeline.events()` is the whole merge, streamed or not: one async generator
+of typed events (gateway/pipeline/events.py). `collect()` is the same run for
+a non-streamed answer.
+
+- Admission before work: a request takes a slot on all three backends at once,
+  before any image is decoded, so a saturated backend is a 429 before the first
+  byte and never a stream cut half-way.
+- The classifier is required: without it there is nothing honest to report
+  (BackendFailed → 503, and ChexFract's call is cancelled). ChexFract and the
+  report model are not: when one fails, the result says `partial`, names the
+  stage in `warnings`, and leaves that section empty; nothing is made up.
+- Cancellation: closing the generator (the client left) cancels whatever
+  backend call is pending; the backend sees its connection close and aborts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gateway.backends.calls import ChatCall, Sampling
+from gateway.backends.open_inference import ClassifierBackend
+from gateway.backends.openai_compatible import ChatBackend
+from gateway.clinical import ClinicalContent, Language, fracture_findings, rules
+from gateway.errors import GatewayError
+from gateway.images import XrayInput, data_uri
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline.events import Completed, FindingsReady, PipelineEvent, ReportDelta
+from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
+from gateway.protocol import (
+    ClassificationResult,
+    CodedText,
+    CxrResult,
+    FinishReason,
+    FractureResult,
+    ModelInfo,
+    StageTiming,
+    StageWarning,
+    Usage,
+)
+from gateway.settings import SamplingDefaults
+from services.contract.roles import Role
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a client may set for the report model; `None` takes the role's default from models.yaml."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    xray: XrayInput
+    language: Language
+    report: ReportOptions = ReportOptions()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    fracture: SamplingDefaults
+    report: SamplingDefaults
+
+
+@dataclass
+class StageClock:
+    """Per-stage start offsets and durations, so a reader can see the fan-out overlap."""
+
+    origin: float = field(default_factory=time.perf_counter)
+    stages: dict[str, StageTiming] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def measure(self, stage: Role) -> Iterator[None]:
+        started = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.stages[stage] = StageTiming(
+                started_ms=round((started - self.origin) * 1000, 2),
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                ok=ok,
+            )
+
+    async def run(self, stage: Role, call: Awaitable[T]) -> T:
+        with self.measure(stage):
+            return await call
+
+    def total(self) -> dict[str, StageTiming]:
+        elapsed = round((time.perf_counter() - self.origin) * 1000, 2)
+        return {**self.stages, "total": StageTiming(started_ms=0.0, duration_ms=elapsed, ok=True)}
+
+
+@dataclass
+class _Run:
+    """One request's state as it moves through the stages."""
+
+    request: PipelineRequest
+    clock: StageClock = field(default_factory=StageClock)
+    warnings: list[StageWarning] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    def failed(self, stage: Role, error: GatewayError) -> None:
+        self.warnings.append(StageWarning(stage=stage, message=error.message))
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Stage one's results, with the rules applied: what the report prompt is built from."""
+
+    classification: ClassificationResult
+    fracture: FractureResult | None
+    assessment: rules.Assessment
+
+
+@dataclass
+class _Report:
+    pieces: list[str] = field(default_factory=list)
+    finish_reason: FinishReason = "stop"
+    error: GatewayError | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def available(self) -> bool:
+        return self.error is None and bool(self.text.strip())
+
+
+class Pipeline:
+    def __init__(
+        self,
+        classifier: ClassifierBackend,
+        fracture: ChatBackend,
+        report: ChatBackend,
+        clinical: ClinicalContent,
+        models: list[ModelInfo],
+        config: PipelineConfig,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.classifier = classifier
+        self.fracture = fracture
+        self.report = report
+        self.clinical = clinical
+        self.models = models
+        self.config = config
+        self.metrics = metrics
+
+    async def events(self, request: PipelineRequest) -> AsyncIterator[PipelineEvent]:
+        run = _Run(request)
+        with self._admitted():
+            findings = await self._stage_one(run)
+            yield FindingsReady()
+            report = _Report()
+            try:
+                with run.clock.measure(Role.REPORT):
+                    async for piece in self.report.stream(self.report_call(findings, request)):
+                        if piece.text:
+                            report.pieces.append(piece.text)
+                            yield ReportDelta(piece.text)
+                        report.finish_reason = piece.finish_reason or report.finish_reason
+                        run.usage += piece.usage or Usage()
+            except GatewayError as error:
+                report.error = error
+                run.failed(Role.REPORT, error)
+            yield self._completed(run, findings, report)
+
+    async def collect(self, request: PipelineRequest) -> Completed:
+        """The whole pipeline for a non-streamed answer: its last event."""
+        async for event in self.events(request):
+            if isinstance(event, Completed):
+                return event
+        raise AssertionError("the pipeline always ends with a Completed event")
+
+    @contextlib.contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """A slot on every backend, or 429 naming the saturated one, before any work is done."""
+        with contextlib.ExitStack() as slots:
+            for backend in (self.classifier, self.fracture, self.report):
+                slots.enter_context(backend.limit.slot())
+            yield
+
+    # --- stage one: classifier and ChexFract, concurrently -------------------------------------------
+
+    async def _stage_one(self, run: _Run) -> Findings:
+        try:
+            async with asyncio.TaskGroup() as group:
+                classified = group.create_task(run.clock.run(Role.CLASSIFIER, self.classifier.classify(run.request.xray.image)))
+                described = group.create_task(self._fracture(run))
+        except ExceptionGroup as failed:  # the classifier failed; ChexFract's call has been cancelled
+            raise failed.exceptions[0] from None
+        classification, fracture = classified.result(), described.result()
+        facts = rules.Facts(
+            predicted_class=classification.predicted_class,
+            confidence=classification.confidence,
+            fracture_suspected=fracture.suspected if fracture else None,
+        )
+        assessment = rules.assess(self.clinical, facts, run.request.language)
+        return Findings(classification=classification, fracture=fracture, assessment=assessment)
+
+    def fracture_call(self, xray: XrayInput) -> ChatCall:
+        defaults = self.config.fracture
+        sampling = Sampling(max_tokens=defaults.max_tokens, temperature=defaults.temperature, top_p=defaults.top_p)
+        return fracture_call(self.fracture.model, self.clinical.fracture_prompt, data_uri(xray), sampling)
+
+    async def _fracture(self, run: _Run) -> FractureResult | None:
+        try:
+            answer = await run.clock.run(Role.FRACTURE, self.fracture.complete(self.fracture_call(run.request.xray)))
+        except GatewayError as error:
+            run.failed(Role.FRACTURE, error)
+            return None
+        run.usage += answer.usage
+        finding = fracture_findings.parse(answer.text, self.clinical.rules.fracture_terms)
+        return FractureResult(text=answer.text, suspected=finding.suspected, evidence=finding.evidence)
+
+    # --- stage two: the report, and the merge ----------------------------------------------------------
+
+    def report_call(self, findings: Findings, request: PipelineRequest) -> ChatCall:
+        options, defaults = request.report, self.config.report
+        sampling = Sampling(
+            max_tokens=options.max_tokens or defaults.max_tokens,
+            temperature=defaults.temperature if options.temperature is None else options.temperature,
+            top_p=defaults.top_p if options.top_p is None else options.top_p,
+            seed=options.seed,
+            stop=options.stop,
+        )
+        facts = ReportFacts(
+            language=request.language,
+            classification=findings.classification,
+            fracture_text=findings.fracture.text if findings.fracture else None,
+            risk_text=findings.assessment.risk_level.text,
+            indication=request.xray.text.strip(),
+        )
+        return report_call(self.report.model, self.clinical, facts, sampling)
+
+    def _completed(self, run: _Run, findings: Findings, report: _Report) -> Completed:
+        language = run.request.language
+        text = report.text if report.available else self.clinical.text("report_unavailable", language)
+        return Completed(
+            result=self._result(run, findings, report.available),
+            report=text,
+            usage=run.usage,
+            finish_reason=report.finish_reason,
+            report_error=report.error,
+        )
+
+    def _result(self, run: _Run, findings: Findings, report_available: bool) -> CxrResult:
+        language = run.request.language
+        a = findings.assessment
+        disclaimer = self.clinical.text("disclaimer", language)
+        if not all(m.clinical_use for m in self.models):
+            disclaimer += " " + self.clinical.text("stand_in_notice", language)
+        timings = run.clock.total()
+        status = "complete" if report_available and findings.fracture is not None else "partial"
+        self.metrics.pipeline_status.labels(status).inc()
+        for stage, timing in timings.items():
+            self.metrics.stage_seconds.labels(stage).observe(timing.duration_ms / 1000)
+        return CxrResult(
+            status=status,
+            language=language,
+            classification=findings.classification,
+            fracture=findings.fracture,
+            risk_level=CodedText(code=a.risk_level.code, text=a.risk_level.text),
+            confidence_interpretation=CodedText(code=a.confidence_interpretation.code, text=a.confidence_interpretation.text),
+            recommendations=a.recommendations,
+            report_available=report_available,
+            models=self.models,
+            timings_ms=timings,
+            warnings=run.warnings,
+            disclaimer=disclaimer,
+        )

@@ -1,0 +1,94 @@
+"""The pipeline's events as OpenAI chat-completion chunks (SSE), and as one completion.
+
+A stream always ends with `data: [DONE]`: when the report stage fails after the
+first byte, the final chunk still carries `cxr` (`partial`, the failed stage
+named) and is followed by an OpenAI-style error event, so the `openai` SDK
+raises instead of presenting a cut report as a whole one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from gateway.errors import GatewayError, error_body
+from gateway.pipeline.events import Completed, PipelineEvent, ReportDelta
+from gateway.protocol import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    CxrResult,
+    Delta,
+    FinishReason,
+    Usage,
+)
+
+log = logging.getLogger("gateway")
+DONE = "data: [DONE]\n\n"
+
+
+def sse(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+def error_event(error: GatewayError) -> str:
+    return sse(json.dumps(error_body(error), ensure_ascii=False))
+
+
+@dataclass(frozen=True)
+class ChunkFactory:
+    model: str
+    id: str = field(default_factory=lambda: ChatCompletion(model="", choices=[]).id)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def chunk(
+        self, delta: Delta, finish: FinishReason | None = None, cxr: CxrResult | None = None, usage: Usage | None = None
+    ) -> str:
+        choices = [] if usage is not None else [ChunkChoice(delta=delta, finish_reason=finish)]
+        payload = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices, cxr=cxr, usage=usage)
+        return sse(payload.model_dump_json(exclude_none=True))
+
+
+async def encode_stream(events: AsyncIterator[PipelineEvent], model: str, include_usage: bool) -> AsyncIterator[str]:
+    """Everything after stage one: the role chunk, report deltas, the final chunk with `cxr`, [DONE]."""
+    chunks = ChunkFactory(model)
+    yield chunks.chunk(Delta(role="assistant", content=""))
+    wrote_text = False
+    try:
+        async for event in events:
+            if isinstance(event, ReportDelta):
+                wrote_text = True
+                yield chunks.chunk(Delta(content=event.text))
+            elif isinstance(event, Completed):
+                for line in _final(chunks, event, wrote_text, include_usage):
+                    yield line
+    except Exception as error:  # a bug, not a backend: still end the stream properly, and log it
+        log.exception("stream failed", exc_info=error)
+        yield error_event(GatewayError("internal error in the gateway; see its log"))
+    yield DONE
+
+
+def _final(chunks: ChunkFactory, event: Completed, wrote_text: bool, include_usage: bool) -> list[str]:
+    lines = []
+    if not wrote_text:  # nothing streamed: the "report unavailable" text, so the content is never empty
+        lines.append(chunks.chunk(Delta(content=event.report)))
+    lines.append(chunks.chunk(Delta(), finish=event.finish_reason, cxr=event.result))
+    if include_usage:
+        lines.append(chunks.chunk(Delta(), usage=event.usage))
+    if event.report_error is not None:
+        lines.append(error_event(event.report_error))
+    return lines
+
+
+def completion(model: str, event: Completed, content: str) -> ChatCompletion:
+    return ChatCompletion(
+        model=model,
+        choices=[Choice(message=AssistantMessage(content=content), finish_reason=event.finish_reason)],
+        usage=event.usage,
+        cxr=event.result,
+    )

@@ -1,0 +1,99 @@
+"""A streamed cxr-report when the report backend is saturated, failing, or dies mid-stream.
+
+Before the first byte a failure keeps its own status (429 + Retry-After); after it,
+the stream still ends properly: the final chunk carries `cxr` (partial, the report
+stage named), then an OpenAI-style error event, then [DONE]. Never a cut stream.
+"""
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import data_uri, free_port
+from tests.proxy import CuttableProxy
+
+
+def stream_body(image: bytes, max_tokens: int = 48) -> dict:
+    return {
+        "model": "cxr-report",
+        "stream": True,
+        "max_completion_tokens": max_tokens,
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_uri(image)}}]}],
+    }
+
+
+def sse_payloads(lines: list[str]) -> list[str]:
+    return [line[len("data: ") :] for line in lines if line.startswith("data: ")]
+
+
+def assert_ends_with_partial_cxr_error_and_done(payloads: list[str]) -> dict:
+    assert payloads[-1] == "[DONE]"
+    error = json.loads(payloads[-2])["error"]
+    assert "report backend" in error["message"] and error["code"] == "backend_unavailable"
+    final = json.loads(payloads[-3])
+    cxr = final["cxr"]
+    assert cxr["status"] == "partial" and cxr["report_available"] is False
+    assert [w["stage"] for w in cxr["warnings"]] == ["report"]
+    assert cxr["classification"]["predicted_class"] and cxr["fracture"] is not None  # what is known is kept
+    return cxr
+
+
+@pytest.fixture(scope="module")
+def xray(sample_images) -> bytes:
+    return sample_images["person1946_bacteria_4874.jpeg"]
+
+
+def first_report_token(lines) -> list[str]:
+    """Read a stream until the report model's first token has arrived."""
+    read = []
+    for line in lines:
+        read.append(line)
+        if '"content":"' in line and '"content":""' not in line:
+            return read
+    raise AssertionError(f"the stream ended before any report token: {read}")
+
+
+def test_saturated_report_backend_is_429_before_the_first_byte(start_gateway, xray):
+    gateway = start_gateway(GATEWAY_REPORT_MAX_CONCURRENCY="1")
+    client = httpx.Client(base_url=gateway.url, timeout=300)
+    with client, client.stream("POST", "/v1/chat/completions", json=stream_body(xray, 400)) as holding:
+        assert holding.status_code == 200
+        lines = holding.iter_lines()  # kept referenced: a dropped iterator closes the connection
+        first_report_token(lines)  # the first request holds the report slot while it streams
+        refused = client.post("/v1/chat/completions", json=stream_body(xray))
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["retry-after"] == "1" and refused.headers["content-type"] == "application/json"
+    assert refused.json()["error"]["type"] == "rate_limit_error" and "report backend" in refused.json()["error"]["message"]
+
+
+def test_unreachable_report_backend_ends_the_stream_with_an_error_event(start_gateway, xray):
+    gateway = start_gateway(GATEWAY_REPORT_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray), timeout=300) as response:
+        assert response.status_code == 200
+        payloads = sse_payloads(list(response.iter_lines()))
+    assert_ends_with_partial_cxr_error_and_done(payloads)
+    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
+    received = []
+    with pytest.raises(openai.APIError, match="report backend"):  # the SDK raises on the error event...
+        for chunk in sdk.chat.completions.create(**stream_body(xray)):
+            received.append(chunk)
+    assert received[-1].model_extra["cxr"]["status"] == "partial"  # ...after it got the partial result
+
+
+def test_report_backend_dying_mid_stream_ends_the_stream_with_an_error_event(start_gateway, stack, xray):
+    proxy = CuttableProxy(free_port(), stack.roles["report"].port)
+    try:
+        gateway = start_gateway(GATEWAY_REPORT_URL=proxy.url)
+        with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray, 400), timeout=300) as response:
+            lines = response.iter_lines()
+            received = first_report_token(lines)
+            proxy.cut()  # the report backend's host goes away mid-stream
+            received += list(lines)
+        payloads = sse_payloads(received)
+        cxr = assert_ends_with_partial_cxr_error_and_done(payloads)
+        assert "broke off" in cxr["warnings"][0]["message"] or "unreachable" in cxr["warnings"][0]["message"]
+        assert httpx.get(f"{gateway.url}/health").status_code == 200  # still serving
+    finally:
+        proxy.close()
