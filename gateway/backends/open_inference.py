@@ -24,10 +24,11 @@ from gateway.protocol import ClassificationResult
 from services.contract import images
 from services.contract.classification import classify_outputs
 from services.contract.classifier_model import ModelMetadata
+from services.contract.roles import Role
 
 
 class ClassifierBackend:
-    name = "classifier"
+    name = Role.CLASSIFIER
 
     def __init__(
         self,

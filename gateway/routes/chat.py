@@ -101,7 +101,7 @@ async def _classify(gateway: Gateway, chat: ChatRequest) -> ChatCompletion:
     return ChatCompletion(model=chat.model, choices=[Choice(message=AssistantMessage(content=content))])
 
 
-async def _pipeline(request: Request, gateway: GatewayDep, chat: ChatRequest) -> Response:
+async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Response:
     refuse_unsupported(chat)
     requested = chat.language or (chat.metadata or {}).get("language")
     language = check_language(requested, gateway.settings.default_language)

@@ -1,8 +1,11 @@
 """The clinical rule tables and the fracture-text parser (pure functions over the data files)."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from gateway.clinical import fracture_findings, load, rules
+from gateway.clinical import CLINICAL_DIR, ClinicalContentError, fracture_findings, load, rules
 
 CLINICAL = load()
 
@@ -55,3 +58,33 @@ def test_fracture_text_negation(text, suspected):
     finding = fracture_findings.parse(text, CLINICAL.rules.fracture_terms)
     assert finding.suspected is suspected
     assert bool(finding.evidence) is suspected
+
+
+def _clinical_copy(tmp_path: Path, edit) -> Path:
+    folder = tmp_path / "clinical"
+    shutil.copytree(CLINICAL_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    rules = folder / "rules.yaml"
+    rules.write_text(edit(rules.read_text(encoding="utf-8")), encoding="utf-8")
+    return folder
+
+
+LAST_RISK_RULE = "  - when: {}\n    code: uncertain"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text: text.replace("min_confidence: 0.9}", "min_confidnce: 0.9}", 1), r"risk_level\.0\.when\.min_confidnce"),
+        (lambda text: text.replace('en: "AI-generated preliminary', 'eng: "AI-generated preliminary'), r"disclaimer\.en"),
+        (lambda text: text.replace(LAST_RISK_RULE, LAST_RISK_RULE.replace("{}", "{class: NORMAL}")), "empty `when"),
+    ],
+)
+def test_a_bad_rules_file_stops_the_start_naming_the_key(tmp_path, edit, message):
+    with pytest.raises(ClinicalContentError, match=message):
+        load(_clinical_copy(tmp_path, edit))
+
+
+def test_a_rule_for_a_class_the_classifier_lacks_is_refused():
+    with pytest.raises(ClinicalContentError, match="PNEUMONIA"):
+        CLINICAL.check_classes(("NORMAL", "COVID"))
+    CLINICAL.check_classes(("NORMAL", "PNEUMONIA"))

@@ -1,0 +1,134 @@
+"""The pipeline's event model, in-process, with stand-in backends (in addition to the real-stack tests).
+
+These pin down what is hard to provoke on real servers at an exact moment: the order of events,
+admission before any call, the classifier's failure cancelling ChexFract's call, a report that fails
+after its first token, and slots given back when a client leaves half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.backends.base import ConcurrencyLimit
+from gateway.backends.calls import ChatCall
+from gateway.backends.openai_compatible import ChatAnswer, StreamPiece
+from gateway.clinical import load
+from gateway.errors import BackendFailed, BackendSaturated
+from gateway.images import XrayInput
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline import Pipeline, PipelineConfig, PipelineRequest
+from gateway.pipeline.events import Completed, FindingsReady, ReportDelta
+from gateway.protocol import ClassificationResult, Usage
+from gateway.settings import SamplingDefaults
+
+XRAY = XrayInput(image=b"jpeg bytes", mime="image/jpeg", text="")
+
+
+class Classifier:
+    def __init__(self, fails: bool = False) -> None:
+        self.limit = ConcurrencyLimit("classifier", 4)
+        self.fails = fails
+
+    async def classify(self, image: bytes) -> ClassificationResult:
+        await asyncio.sleep(0.01)
+        if self.fails:
+            raise BackendFailed("classifier", "unreachable (ConnectError)")
+        return ClassificationResult(
+            predicted_class="PNEUMONIA", confidence=0.95, probabilities={"NORMAL": 0.05, "PNEUMONIA": 0.95}
+        )
+
+
+class Fracture:
+    model = "chexfract"
+
+    def __init__(self) -> None:
+        self.limit = ConcurrencyLimit("fracture", 4)
+        self.cancelled = False
+
+    async def complete(self, call: ChatCall) -> ChatAnswer:
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return ChatAnswer("No fracture is seen.", Usage(prompt_tokens=200, completion_tokens=5, total_tokens=205), "stop")
+
+
+class Report:
+    model = "report-llm"
+
+    def __init__(self, pieces: list[str], fail_after: int | None = None, limit: int = 4) -> None:
+        self.limit = ConcurrencyLimit("report", limit)
+        self.pieces = pieces
+        self.fail_after = fail_after
+        self.calls: list[ChatCall] = []
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[StreamPiece]:
+        self.calls.append(call)
+        for index, text in enumerate(self.pieces):
+            if index == self.fail_after:
+                raise BackendFailed("report", "broke off: connection reset")
+            yield StreamPiece(text=text)
+        yield StreamPiece(finish_reason="length", usage=Usage(prompt_tokens=300, completion_tokens=3, total_tokens=303))
+
+
+def pipeline(classifier: Classifier, fracture: Fracture, report: Report) -> Pipeline:
+    config = PipelineConfig(
+        fracture=SamplingDefaults(temperature=0.3, top_p=0.9, max_tokens=24),
+        report=SamplingDefaults(temperature=0.0, top_p=1.0, max_tokens=64),
+    )
+    return Pipeline(classifier, fracture, report, load(), [], config, GatewayMetrics())  # type: ignore[arg-type]
+
+
+async def events(p: Pipeline) -> list[object]:
+    return [event async for event in p.events(PipelineRequest(xray=XRAY, language="en"))]
+
+
+async def test_events_come_in_order_with_summed_usage_and_the_report_finish_reason():
+    report = Report(["The ", "lungs ", "..."])
+    got = await events(pipeline(Classifier(), Fracture(), report))
+    assert isinstance(got[0], FindingsReady)
+    assert [e.text for e in got[1:-1] if isinstance(e, ReportDelta)] == ["The ", "lungs ", "..."]
+    done = got[-1]
+    assert isinstance(done, Completed) and done.report_error is None
+    assert done.report == "The lungs ..." and done.finish_reason == "length"
+    assert done.usage == Usage(prompt_tokens=500, completion_tokens=8, total_tokens=508)
+    assert done.result.status == "complete" and done.result.warnings == []
+    assert report.calls[0].sampling.max_tokens == 64 and report.calls[0].sampling.temperature == 0.0
+
+
+async def test_a_report_failing_after_its_first_token_is_a_typed_partial_result():
+    done = (await events(pipeline(Classifier(), Fracture(), Report(["The ", "lungs"], fail_after=1))))[-1]
+    assert isinstance(done, Completed) and isinstance(done.report_error, BackendFailed)
+    assert done.result.status == "partial" and done.result.report_available is False
+    assert [(w.stage, w.message) for w in done.result.warnings] == [
+        ("report", "report backend failed: broke off: connection reset")
+    ]
+    assert done.report == load().text("report_unavailable", "en")  # a cut report is never presented as the report
+
+
+async def test_a_saturated_backend_refuses_before_any_call():
+    classifier, report = Classifier(), Report(["x"], limit=1)
+    report.limit.acquire()  # another request holds the only report slot
+    with pytest.raises(BackendSaturated, match="report backend"):
+        await events(pipeline(classifier, Fracture(), report))
+    assert classifier.limit.in_flight == 0 and report.calls == []
+
+
+async def test_a_failed_classifier_cancels_chexfracts_call_and_raises():
+    fracture = Fracture()
+    with pytest.raises(BackendFailed, match="classifier backend failed"):
+        await events(pipeline(Classifier(fails=True), fracture, Report(["x"])))
+    assert fracture.cancelled is True and fracture.limit.in_flight == 0
+
+
+async def test_a_client_leaving_half_way_gives_every_slot_back():
+    classifier, fracture, report = Classifier(), Fracture(), Report(["a", "b", "c"])
+    stream = pipeline(classifier, fracture, report).events(PipelineRequest(xray=XRAY, language="en"))
+    assert isinstance(await anext(stream), FindingsReady)
+    assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (1, 1, 1)
+    await stream.aclose()  # what Starlette does when the client disconnects
+    assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (0, 0, 0)
