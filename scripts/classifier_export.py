@@ -1,7 +1,7 @@
 """What every classifier export shares: ONNX export with a dynamic batch axis, the
 parity check on real X-rays, the metadata file and the model card.
 
-Used by export_keras_classifier (the packaged model) and export_torch_resnet
+Used by scripts.modelbuild.keras_classifier (the packaged model) and export_torch_resnet
 (a hospital's own ResNet checkpoint).
 """
 

@@ -79,3 +79,19 @@ def test_the_gateway_loads_no_ml_runtime() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert result.stdout.strip() == ""
+
+
+def _tool(module: str) -> str:
+    """The tool a scripts module belongs to: `scripts.launcher`, `scripts.bench`, ..."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_two_tools_import_each_other() -> None:
+    edges: dict[str, set[str]] = {}
+    for path in (REPO_ROOT / "scripts").rglob("*.py"):
+        tool = _tool(_module_name(path))
+        edges.setdefault(tool, set()).update(
+            _tool(name) for name in _imports(path) if name.startswith("scripts.") and _tool(name) != tool
+        )
+    mutual = sorted((a, b) for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, set()))
+    assert mutual == []

@@ -38,10 +38,10 @@ def _build_samples(models: Path, out: Path) -> None:
 
 
 def _build_classifier(models: Path, out: Path) -> None:
-    from scripts import export_keras_classifier
+    from scripts.modelbuild import keras_classifier
 
     package = packages.fetch("pneumonia-model-package", models / ".downloads")
-    export_keras_classifier.export(package, samples_dir=models / "samples", out=out)
+    keras_classifier.export(package, samples_dir=models / "samples", out=out)
 
 
 # (step name, output folder under models/, builder); samples come before the

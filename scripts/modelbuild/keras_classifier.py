@@ -1,6 +1,6 @@
 """Export the packaged Keras pneumonia classifier to ONNX, with a parity check on real X-rays.
 
-    python -m scripts.export_keras_classifier --out models/pneumonia-classifier
+    python -m scripts.modelbuild.keras_classifier --out models/pneumonia-classifier
 
 Keras' own `model.export(format="onnx")` fails on this model (legacy
 TorchScript exporter), so the torch-backend Keras model is wrapped in a
