@@ -19,7 +19,7 @@ from services.contract.paths import REPO_ROOT
 
 
 class _Stop(Exception):
-    """SIGTERM, turned into an exception so the supervisor's cleanup runs as for Ctrl-C."""
+    """SIGTERM or SIGHUP, turned into an exception so the supervisor's cleanup runs as for Ctrl-C."""
 
 
 def _raise_stop(_signum: int, _frame: object) -> None:
@@ -39,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
         commands = [c for c in commands if c.name in wanted or c.name.removeprefix("vllm-") in wanted]
     backends = [c for c in commands if c.name != "gateway"]
     gateway = [c for c in commands if c.name == "gateway"]
-    signal.signal(signal.SIGTERM, _raise_stop)
+    # A process manager or `timeout` sends SIGTERM, a closing terminal SIGHUP, Ctrl-C SIGINT (KeyboardInterrupt):
+    # each stops every service. The services run in their own sessions, so a signal to the launcher's
+    # process group reaches only the launcher, which then stops their whole process groups.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _raise_stop)
     print(f"cxr-serve: profile {stack.profile}: {stack.description}", flush=True)
     try:
         with supervisor.running([backends, gateway], args.log_dir, args.timeout, _print_ready) as services:

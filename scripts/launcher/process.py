@@ -42,6 +42,7 @@ class LauncherProcess:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=REPO_ROOT,
+            start_new_session=True,  # a process group of its own, as under a process manager or a terminal
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -63,9 +64,13 @@ class LauncherProcess:
             time.sleep(0.5)
         raise TimeoutError(f"no line starting {prefix!r} within {timeout_s} s:\n" + "\n".join(self.lines[-40:]))
 
-    def stop(self, timeout_s: float = 60) -> int:
+    def stop(self, timeout_s: float = 60, sig: signal.Signals = signal.SIGTERM, whole_group: bool = False) -> int:
+        """Signal the launcher (or its whole process group, as a terminal or `timeout` does) and wait for it."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            if whole_group:
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout_s)
         self._reader.join(timeout=5)
         return code
