@@ -155,7 +155,7 @@ class CxrResult(GatewayModel):
 # --- chat completions response --------------------------------------------------------------
 
 
-def _completion_id() -> str:
+def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
@@ -184,7 +184,7 @@ class Usage(GatewayModel):
 
 
 class ChatCompletion(GatewayModel):
-    id: str = Field(default_factory=_completion_id)
+    id: str = Field(default_factory=completion_id)
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=lambda: int(time.time()))
     model: str

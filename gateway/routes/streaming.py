@@ -26,6 +26,7 @@ from gateway.protocol import (
     Delta,
     FinishReason,
     Usage,
+    completion_id,
 )
 
 log = logging.getLogger("gateway")
@@ -43,7 +44,7 @@ def error_event(error: GatewayError) -> str:
 @dataclass(frozen=True)
 class ChunkFactory:
     model: str
-    id: str = field(default_factory=lambda: ChatCompletion(model="", choices=[]).id)
+    id: str = field(default_factory=completion_id)
     created: int = field(default_factory=lambda: int(time.time()))
 
     def chunk(
