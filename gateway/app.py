@@ -12,7 +12,7 @@ import openai
 from fastapi import Depends, FastAPI
 from starlette.types import Scope
 
-from gateway import clinical, errors, openapi
+from gateway import clinical, errors, openapi, ui
 from gateway.backends.base import ConcurrencyLimit, FailureTranslator
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
@@ -22,6 +22,7 @@ from gateway.images import ImagePolicy
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline, PipelineConfig
 from gateway.routes import analyze, chat, health, models
+from gateway.routes import ui as ui_routes
 from gateway.settings import BackendSettings, GatewaySettings
 from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
 from services.contract.classifier_model import ModelMetadata
@@ -110,6 +111,7 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
             s.max_body_bytes, s.max_image_pixels, s.image_folder, s.allow_remote_images, s.remote_image_timeout_s
         ),
         metrics=metrics,
+        page=ui.load(),
     )
 
 
@@ -136,6 +138,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(ui_routes.router)  # the page itself needs no key; its calls to /v1 do
     for module in (models, chat, analyze):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
     app.add_middleware(RequestObserver, on_done=_observe)
@@ -149,7 +152,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 def _observe(scope: Scope, exchange: Exchange) -> None:
     """One log line and one count per request: id, model, status, latency; never bodies or text."""
-    model = scope.get("state", {}).get("model", exchange.path if exchange.path in _OPS_PATHS else "other")
+    model = scope.get("state", {}).get("model", _path_label(exchange.path))
     gateway = getattr(scope["app"].state, "gateway", None)
     if gateway is not None:
         gateway.metrics.requests.labels(model, str(exchange.status)).inc()
@@ -172,4 +175,6 @@ _OPS_PATHS = ("/health", "/ready", "/metrics", "/v1/models", "/v1/analyze", "/v1
 
 
 def _path_label(path: str) -> str:
+    if path == "/ui" or path.startswith("/ui/"):
+        return "/ui"
     return path if path in _OPS_PATHS else "other"

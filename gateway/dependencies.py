@@ -16,6 +16,7 @@ from gateway.images import ImagePolicy
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline
 from gateway.settings import GatewaySettings
+from gateway.ui import Page
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Gateway:
     chat_backends: dict[str, ChatBackend]  # by served model name: pass-through targets
     image_policy: ImagePolicy
     metrics: GatewayMetrics
+    page: Page  # the web page at /ui
 
 
 def _gateway(request: Request) -> Gateway:

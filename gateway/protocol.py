@@ -137,19 +137,29 @@ class StageTiming(GatewayModel):
     ok: bool
 
 
-class CxrResult(GatewayModel):
-    status: Literal["complete", "partial"]
+class CxrFindings(GatewayModel):
+    """Stage one (classifier ∥ ChexFract, rules applied), known before the report is written.
+
+    A stream sends it as `cxr_findings` in its first chunk so a viewer can show the
+    classification while the report is still being written; the final chunk's `cxr`
+    (which repeats these fields) is the answer.
+    """
+
     language: Language
     classification: ClassificationResult
     fracture: FractureResult | None
     risk_level: CodedText
     confidence_interpretation: CodedText
     recommendations: list[str]
-    report_available: bool
-    models: list[ModelInfo]
     timings_ms: dict[str, StageTiming]
     warnings: list[StageWarning]
     disclaimer: str
+
+
+class CxrResult(CxrFindings):
+    status: Literal["complete", "partial"]
+    report_available: bool
+    models: list[ModelInfo]
 
 
 # --- chat completions response --------------------------------------------------------------
@@ -211,6 +221,7 @@ class ChatCompletionChunk(GatewayModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    cxr_findings: CxrFindings | None = None
     cxr: CxrResult | None = None
 
 

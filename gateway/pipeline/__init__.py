@@ -36,6 +36,7 @@ from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
 from gateway.protocol import (
     ClassificationResult,
     CodedText,
+    CxrFindings,
     CxrResult,
     FinishReason,
     FractureResult,
@@ -164,7 +165,7 @@ class Pipeline:
         run = _Run(request)
         with self._admitted():
             findings = await self._stage_one(run)
-            yield FindingsReady()
+            yield FindingsReady(self._findings(run, findings, run.clock.stages))
             report = _Report()
             try:
                 with run.clock.measure(Role.REPORT):
@@ -258,28 +259,33 @@ class Pipeline:
             report_error=report.error,
         )
 
-    def _result(self, run: _Run, findings: Findings, report_available: bool) -> CxrResult:
+    def _findings(self, run: _Run, findings: Findings, timings: dict[str, StageTiming]) -> CxrFindings:
         language = run.request.language
         a = findings.assessment
         disclaimer = self.clinical.text("disclaimer", language)
         if not all(m.clinical_use for m in self.models):
             disclaimer += " " + self.clinical.text("stand_in_notice", language)
-        timings = run.clock.total()
-        status = "complete" if report_available and findings.fracture is not None else "partial"
-        self.metrics.pipeline_status.labels(status).inc()
-        for stage, timing in timings.items():
-            self.metrics.stage_seconds.labels(stage).observe(timing.duration_ms / 1000)
-        return CxrResult(
-            status=status,
+        return CxrFindings(
             language=language,
             classification=findings.classification,
             fracture=findings.fracture,
             risk_level=CodedText(code=a.risk_level.code, text=a.risk_level.text),
             confidence_interpretation=CodedText(code=a.confidence_interpretation.code, text=a.confidence_interpretation.text),
             recommendations=a.recommendations,
+            timings_ms=dict(timings),
+            warnings=list(run.warnings),
+            disclaimer=disclaimer,
+        )
+
+    def _result(self, run: _Run, findings: Findings, report_available: bool) -> CxrResult:
+        timings = run.clock.total()
+        status = "complete" if report_available and findings.fracture is not None else "partial"
+        self.metrics.pipeline_status.labels(status).inc()
+        for stage, timing in timings.items():
+            self.metrics.stage_seconds.labels(stage).observe(timing.duration_ms / 1000)
+        return CxrResult(
+            **self._findings(run, findings, timings).model_dump(),
+            status=status,
             report_available=report_available,
             models=self.models,
-            timings_ms=timings,
-            warnings=run.warnings,
-            disclaimer=disclaimer,
         )

@@ -1,6 +1,7 @@
 """The pipeline's typed events: what one cxr-report request produces, in order.
 
-    FindingsReady    stage one is done (classifier ∥ ChexFract, rules applied): the first byte may go out
+    FindingsReady    stage one is done (classifier ∥ ChexFract, rules applied): the first byte may go out,
+                     and it may carry stage one's findings
     ReportDelta*     report text, as the report model writes it
     Completed        the merged result, usage and finish reason; a report failure is carried, typed
 
@@ -13,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import GatewayError
-from gateway.protocol import CxrResult, FinishReason, Usage
+from gateway.protocol import CxrFindings, CxrResult, FinishReason, Usage
 
 
 @dataclass(frozen=True)
 class FindingsReady:
-    pass
+    findings: CxrFindings
 
 
 @dataclass(frozen=True)

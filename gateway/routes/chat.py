@@ -19,6 +19,7 @@ from gateway.errors import InvalidRequest, ModelNotFound, UnsupportedParameter
 from gateway.images import load_xray
 from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline import PipelineRequest, ReportOptions
+from gateway.pipeline.events import FindingsReady
 from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
 from gateway.routes.streaming import completion, encode_stream
@@ -110,9 +111,10 @@ async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Re
     run = PipelineRequest(xray=xray, language=language, report=options)
     if chat.stream:
         events = gateway.pipeline.events(run)
-        await unless_disconnected(request, anext(events))  # stage one: its errors still get their own status
+        first = await unless_disconnected(request, anext(events))  # stage one: its errors still get their own status
+        assert isinstance(first, FindingsReady), "the pipeline's first event is always FindingsReady"
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        return StreamingResponse(encode_stream(events, chat.model, include_usage), media_type="text/event-stream")
+        return StreamingResponse(encode_stream(first, events, chat.model, include_usage), media_type="text/event-stream")
     done = await unless_disconnected(request, gateway.pipeline.collect(run))
     wants_json = chat.response_format is not None and chat.response_format.type == "json_object"
     payload: dict[str, Any] = {**done.result.model_dump(mode="json"), "report": done.report}

@@ -1,6 +1,7 @@
 """The pipeline's events as OpenAI chat-completion chunks (SSE), and as one completion.
 
-A stream always ends with `data: [DONE]`: when the report stage fails after the
+The first chunk carries stage one's findings (`cxr_findings`), so a viewer can
+show them while the report is written. A stream always ends with `data: [DONE]`: when the report stage fails after the
 first byte, the final chunk still carries `cxr` (`partial`, the failed stage
 named) and is followed by an OpenAI-style error event, so the `openai` SDK
 raises instead of presenting a cut report as a whole one.
@@ -15,13 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError, error_body
-from gateway.pipeline.events import Completed, PipelineEvent, ReportDelta
+from gateway.pipeline.events import Completed, FindingsReady, PipelineEvent, ReportDelta
 from gateway.protocol import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
     ChunkChoice,
+    CxrFindings,
     CxrResult,
     Delta,
     FinishReason,
@@ -48,17 +50,26 @@ class ChunkFactory:
     created: int = field(default_factory=lambda: int(time.time()))
 
     def chunk(
-        self, delta: Delta, finish: FinishReason | None = None, cxr: CxrResult | None = None, usage: Usage | None = None
+        self,
+        delta: Delta,
+        finish: FinishReason | None = None,
+        cxr: CxrResult | None = None,
+        usage: Usage | None = None,
+        findings: CxrFindings | None = None,
     ) -> str:
         choices = [] if usage is not None else [ChunkChoice(delta=delta, finish_reason=finish)]
-        payload = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices, cxr=cxr, usage=usage)
+        payload = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, cxr=cxr, usage=usage, cxr_findings=findings
+        )
         return sse(payload.model_dump_json(exclude_none=True))
 
 
-async def encode_stream(events: AsyncIterator[PipelineEvent], model: str, include_usage: bool) -> AsyncIterator[str]:
-    """Everything after stage one: the role chunk, report deltas, the final chunk with `cxr`, [DONE]."""
+async def encode_stream(
+    first: FindingsReady, events: AsyncIterator[PipelineEvent], model: str, include_usage: bool
+) -> AsyncIterator[str]:
+    """Everything after stage one: the role chunk with `cxr_findings`, report deltas, the final chunk with `cxr`, [DONE]."""
     chunks = ChunkFactory(model)
-    yield chunks.chunk(Delta(role="assistant", content=""))
+    yield chunks.chunk(Delta(role="assistant", content=""), findings=first.findings)
     wrote_text = False
     try:
         async for event in events:

@@ -97,6 +97,9 @@ async def test_events_come_in_order_with_summed_usage_and_the_report_finish_reas
     assert done.report == "The lungs ..." and done.finish_reason == "length"
     assert done.usage == Usage(prompt_tokens=500, completion_tokens=8, total_tokens=508)
     assert done.result.status == "complete" and done.result.warnings == []
+    findings = got[0].findings  # stage one, before any report token: the same facts the final result carries
+    assert findings.classification == done.result.classification and findings.fracture == done.result.fracture
+    assert findings.risk_level == done.result.risk_level and set(findings.timings_ms) == {"classifier", "fracture"}
     assert report.calls[0].sampling.max_tokens == 64 and report.calls[0].sampling.temperature == 0.0
 
 

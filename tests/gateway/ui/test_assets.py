@@ -1,0 +1,77 @@
+"""/ui's assets and headers, without a browser: every label the page uses exists, nothing is loaded from elsewhere."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import httpx
+import pytest
+import yaml
+
+from gateway.clinical import ClinicalContentError
+from gateway.routes.ui import CONTENT_SECURITY_POLICY
+from gateway.ui import ASSET_TYPES, STATIC_DIR, UI_DIR, load
+from services.contract.roles import Role
+
+INDEX = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+SCRIPT = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+FROM_CONFIG = {"disclaimer", "stand_in_notice"}  # rules.yaml's, added by /ui/config.json
+
+
+def test_every_label_the_page_uses_is_in_the_texts_file():
+    labels = set(load().labels)
+    used = set(re.findall(r'data-text="([a-z_]+)"', INDEX)) | set(re.findall(r'\bt\("([a-z_]+)"\)', SCRIPT))
+    used |= {key for key in labels if f'"{key}"' in SCRIPT}  # chosen in code: t(ok ? "a" : "b"), tables by status
+    used |= {f"stage_{role}" for role in Role} | {"stage_total"}  # t(`stage_${stage}`)
+    assert used - FROM_CONFIG - labels == set()
+    assert labels - used == set(), "texts.yaml has labels the page never shows"
+
+
+def test_the_page_loads_only_its_own_assets():
+    referenced = set(re.findall(r'(?:src|href)="([^"]+)"', INDEX))
+    assert referenced == {f"/ui/static/{name}" for name in ASSET_TYPES}
+    for name in ASSET_TYPES:
+        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        addresses = set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+", text)) - {"http://www.w3.org"}  # the SVG namespace
+        assert addresses == set(), f"{name} names another origin: {addresses}"
+
+
+def test_a_label_missing_a_language_stops_the_start_naming_it(tmp_path):
+    folder = tmp_path / "ui"
+    shutil.copytree(UI_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    labels = yaml.safe_load((folder / "texts.yaml").read_text(encoding="utf-8"))
+    del labels["submit"]["zh"]
+    (folder / "texts.yaml").write_text(yaml.safe_dump(labels, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ClinicalContentError, match=r"texts.yaml: submit.zh: Field required"):
+        load(folder)
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_base_url) -> httpx.Client:
+    return httpx.Client(base_url=gateway_base_url, timeout=10)
+
+
+def test_the_page_and_its_assets_carry_a_policy_that_allows_only_the_gateway(gateway):
+    for path in ["/ui", "/ui/config.json", *(f"/ui/static/{name}" for name in ASSET_TYPES)]:
+        response = gateway.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["cache-control"] == "no-store" and response.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'none'" in CONTENT_SECURITY_POLICY and "connect-src 'self'" in CONTENT_SECURITY_POLICY
+    assert gateway.get("/ui/static/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_only_the_packaged_assets_are_served(gateway):
+    for path in ("/ui/static/texts.yaml", "/ui/static/..%2F__init__.py", "/ui/static/index.html.bak"):
+        response = gateway.get(path)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", path
+
+
+def test_the_config_gives_both_languages_and_says_stand_ins_run(gateway):
+    config = gateway.get("/ui/config.json").json()
+    assert config["model"] == "cxr-report" and config["auth_required"] is False and config["stand_in"] is True
+    rules = yaml.safe_load((UI_DIR.parent / "clinical" / "rules.yaml").read_text(encoding="utf-8"))
+    for language in ("zh", "en"):
+        assert config["texts"][language]["disclaimer"] == rules["disclaimer"][language]
+        assert config["texts"][language]["submit"] == load().labels["submit"].get(language)
