@@ -108,7 +108,12 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         classifier=classifier,
         chat_backends={s.fracture_model: fracture, s.report_model: report},
         image_policy=ImagePolicy(
-            s.max_body_bytes, s.max_image_pixels, s.image_folder, s.allow_remote_images, s.remote_image_timeout_s
+            s.max_body_bytes,
+            s.max_image_pixels,
+            s.image_folder,
+            s.allow_remote_images,
+            s.remote_image_timeout_s,
+            s.dicom_policy(),
         ),
         metrics=metrics,
         page=ui.load(),

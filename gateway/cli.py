@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".dcm", ".dicom")  # in folders; a file named directly is sent as it is
 
 
 def collect_images(paths: list[Path]) -> list[Path]:

@@ -1,9 +1,13 @@
 """The X-ray in a chat request: where it may come from, and the checks before any backend sees it.
 
-Accepted: a base64 `data:` URI of a JPEG or PNG; `file://` only under the
-configured image folder; `http(s)` only when an operator enabled remote
-images (the stack must not fetch from outside by default). The pixel count is
-read from the header, in a worker thread, before anything decodes pixels.
+Accepted: a base64 `data:` URI of a JPEG, PNG or DICOM Part 10 file; `file://`
+only under the configured image folder; `http(s)` only when an operator enabled
+remote images (the stack must not fetch from outside by default). The pixel
+count is read from the header, in a worker thread, before anything decodes pixels.
+
+A DICOM X-ray is turned into an 8-bit PNG here, once, with its VOI and polarity
+applied (services/contract/dicom.py): every backend and the web page then see
+the same picture, and the result names the instance by its UIDs only.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import httpx2
 
 from gateway.errors import ImageRejected
 from gateway.protocol import ChatRequest
-from services.contract import images
+from services.contract import dicom, images
+from services.contract.dicom import DicomPolicy, DicomReferences
 
-_DATA_URI = re.compile(r"^data:(?P<mime>image/(?:jpeg|jpg|png));base64,(?P<data>.*)$", re.DOTALL | re.IGNORECASE)
+_DATA_URI = re.compile(
+    r"^data:(?P<mime>image/(?:jpeg|jpg|png)|application/dicom);base64,(?P<data>.*)$", re.DOTALL | re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -32,13 +39,15 @@ class ImagePolicy:
     image_folder: Path | None
     allow_remote: bool
     remote_timeout_s: float
+    dicom: DicomPolicy
 
 
 @dataclass(frozen=True)
 class XrayInput:
-    image: bytes
+    image: bytes  # a JPEG or PNG (a DICOM arrives here already rendered to PNG)
     mime: str
     text: str  # the clinical indication or question, may be empty
+    source: DicomReferences | None = None  # the DICOM instance it came from
 
 
 def split_last_user_message(request: ChatRequest) -> tuple[list[str], str]:
@@ -58,7 +67,9 @@ def split_last_user_message(request: ChatRequest) -> tuple[list[str], str]:
 def decode_data_uri(url: str, max_bytes: int) -> tuple[bytes, str]:
     match = _DATA_URI.match(url)
     if not match:
-        raise ImageRejected("image_url must be a data:image/jpeg or data:image/png base64 URI", param="messages")
+        raise ImageRejected(
+            "image_url must be a data:image/jpeg, data:image/png or data:application/dicom base64 URI", param="messages"
+        )
     encoded = match.group("data")
     if len(encoded) * 3 // 4 > max_bytes:
         raise ImageRejected(f"image is larger than {max_bytes} bytes", param="messages")
@@ -82,10 +93,13 @@ def read_allowed_file(url: str, folder: Path | None, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def check_image(image: bytes, max_pixels: int, param: str = "messages") -> str:
-    """The MIME type of a JPEG/PNG within the pixel limit (header only; no pixel is decoded)."""
+def accept_image(image: bytes, text: str, policy: ImagePolicy, param: str) -> XrayInput:
+    """A JPEG/PNG within the pixel limit (header only), or a DICOM checked and rendered to PNG. CPU-bound."""
     try:
-        return images.mime_type(image, max_pixels)
+        if dicom.is_dicom(image):
+            rendered = dicom.read(image, policy.dicom)
+            return XrayInput(image=rendered.png(), mime="image/png", text=text, source=rendered.references)
+        return XrayInput(image=image, mime=images.mime_type(image, policy.max_pixels), text=text)
     except images.ImageError as error:
         raise ImageRejected(str(error), param=param) from None
 
@@ -117,16 +131,14 @@ async def load_xray(request: ChatRequest, policy: ImagePolicy) -> XrayInput:
         raise ImageRejected("http(s) image URLs are disabled: send the image as a data: URI", param="messages")
     else:
         raise ImageRejected(f"unsupported image URL scheme {scheme!r}", param="messages")
-    mime = await asyncio.to_thread(check_image, image, policy.max_pixels)
-    return XrayInput(image=image, mime=mime, text=text)
+    return await asyncio.to_thread(accept_image, image, text, policy, "messages")
 
 
 async def load_upload(image: bytes, policy: ImagePolicy) -> XrayInput:
     """An image uploaded to /v1/analyze: the same checks as a chat image."""
     if not image:
-        raise ImageRejected("empty upload: expected a JPEG or PNG file", param="file")
-    mime = await asyncio.to_thread(check_image, image, policy.max_pixels, "file")
-    return XrayInput(image=image, mime=mime, text="")
+        raise ImageRejected("empty upload: expected a JPEG, PNG or DICOM file", param="file")
+    return await asyncio.to_thread(accept_image, image, "", policy, "file")
 
 
 def data_uri(xray: XrayInput) -> str:

@@ -137,6 +137,16 @@ class StageTiming(GatewayModel):
     ok: bool
 
 
+class DicomSource(GatewayModel):
+    """The DICOM instance analysed, by UID: never the patient's name, ID or birth date."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    modality: str
+
+
 class CxrFindings(GatewayModel):
     """Stage one (classifier ∥ ChexFract, rules applied), known before the report is written.
 
@@ -146,6 +156,7 @@ class CxrFindings(GatewayModel):
     """
 
     language: Language
+    source: DicomSource | None = Field(default=None, description="set when the X-ray was a DICOM file")
     classification: ClassificationResult
     fracture: FractureResult | None
     risk_level: CodedText

@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.clinical import Language
+from services.contract.dicom import DicomPolicy
 from services.contract.roles import Role
 
 
@@ -107,16 +108,27 @@ class GatewaySettings(BaseSettings):
 
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # DICOM input: the modalities and body parts analysed (comma-separated; an empty body-part list
+    # accepts any). Defaults: the contract's (DX, CR; CHEST). Anything else is a 400 naming the value.
+    dicom_modalities: Annotated[list[str], NoDecode] = sorted(DicomPolicy.modalities)
+    dicom_body_parts: Annotated[list[str], NoDecode] = sorted(DicomPolicy.body_parts)
     # file:// image URLs are refused unless they resolve under this folder.
     image_folder: Path | None = None
     # http(s) image URLs would make the gateway fetch from the network: off unless an operator opts in.
     allow_remote_images: bool = False
     remote_image_timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "dicom_modalities", "dicom_body_parts", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         return [k.strip() for k in value.split(",") if k.strip()] if isinstance(value, str) else value
+
+    def dicom_policy(self) -> DicomPolicy:
+        return DicomPolicy(
+            max_pixels=self.max_image_pixels,
+            modalities=frozenset(m.upper() for m in self.dicom_modalities),
+            body_parts=frozenset(b.upper() for b in self.dicom_body_parts),
+        )
 
     @model_validator(mode="after")
     def _fail_fast(self) -> GatewaySettings:

@@ -49,9 +49,15 @@ def stack_config(stack_env: dict[str, str]) -> StackConfig:
 
 
 @pytest.fixture(scope="session")
-def stack(stack_env: dict[str, str], stack_config: StackConfig, tmp_path_factory) -> Iterator[StackConfig]:
+def stack_log_dir(tmp_path_factory) -> Path:
+    """Where every service of the session stack writes its log (one file each)."""
+    return tmp_path_factory.mktemp("stack-logs")
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env: dict[str, str], stack_config: StackConfig, stack_log_dir: Path) -> Iterator[StackConfig]:
     """The whole cpu-profile stack (both vLLM servers, the classifier, the gateway), once per session."""
-    launcher = LauncherProcess(stack_env, tmp_path_factory.mktemp("stack-logs"))
+    launcher = LauncherProcess(stack_env, stack_log_dir)
     try:
         launcher.wait_for_line("READY ", STARTUP_TIMEOUT_S)
         yield stack_config

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from gateway.protocol import (
     CodedText,
     CxrFindings,
     CxrResult,
+    DicomSource,
     FinishReason,
     FractureResult,
     ModelInfo,
@@ -265,8 +267,10 @@ class Pipeline:
         disclaimer = self.clinical.text("disclaimer", language)
         if not all(m.clinical_use for m in self.models):
             disclaimer += " " + self.clinical.text("stand_in_notice", language)
+        source = run.request.xray.source
         return CxrFindings(
             language=language,
+            source=DicomSource(**dataclasses.asdict(source)) if source is not None else None,
             classification=findings.classification,
             fracture=findings.fracture,
             risk_level=CodedText(code=a.risk_level.code, text=a.risk_level.text),

@@ -11,8 +11,9 @@ import numpy as np
 
 from services.classifier.batcher import DynamicBatcher
 from services.classifier.model import OnnxClassifier
-from services.contract import images
+from services.contract import dicom, images
 from services.contract.classification import classify_outputs
+from services.contract.dicom import DicomPolicy
 
 
 class TensorError(ValueError):
@@ -40,20 +41,22 @@ class ClassifierService:
         self.model = model
         self.batcher = batcher
         self._pool = preprocess_pool
-        self._max_image_pixels = max_image_pixels
+        # DICOM input takes the contract's modality and body-part defaults (DX, CR; CHEST).
+        self._dicom = DicomPolicy(max_pixels=max_image_pixels)
 
     async def classify(self, image: bytes) -> TimedClassification:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         with self.batcher.announce():
-            tensor = await loop.run_in_executor(
-                self._pool, images.prepare, image, self.model.metadata.input, self._max_image_pixels
-            )
+            tensor = await loop.run_in_executor(self._pool, self._prepare, image)
         outputs = await self.batcher.submit(tensor[np.newaxis])
         (result,) = classify_outputs(outputs, self.model.metadata)
         return TimedClassification(
             result.predicted_class, result.confidence, result.probabilities, (time.perf_counter() - started) * 1000
         )
+
+    def _prepare(self, image: bytes) -> np.ndarray:
+        return images.to_tensor(dicom.decode_xray(image, self._dicom), self.model.metadata.input)
 
     def check_tensor(self, name: str, datatype: str, shape: list[int], data: list[float]) -> np.ndarray:
         spec = self.model.metadata.input

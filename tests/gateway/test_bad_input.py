@@ -51,7 +51,7 @@ def test_bad_base64(http):
 
 
 def test_wrong_mime_and_remote_and_file_urls(http):
-    assert_openai_error(chat(http, with_url("data:text/plain;base64,aGk=")), 400, "data:image/jpeg or data:image/png")
+    assert_openai_error(chat(http, with_url("data:text/plain;base64,aGk=")), 400, "data:image/png or data:application/dicom")
     assert_openai_error(chat(http, with_url("https://example.org/x.jpeg")), 400, "http(s) image URLs are disabled")
     assert_openai_error(chat(http, with_url("file:///etc/passwd")), 400, "file:// image URLs are disabled")
 
