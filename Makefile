@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # The venv is rebuilt when pyproject.toml changes (its hash names the stamp).
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: setup run test lint browser bench bench-soak clean deploy-files
+.PHONY: setup run test lint test-packages bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 	$(PY) -m scripts.modelbuild
@@ -28,18 +28,20 @@ lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.t
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: setup lint browser
+test: setup lint test-packages
 	$(PY) -m pytest
 
-# Debian's Chromium and ChromeDriver for the web page's tests (tests/gateway/ui), and a CJK font
-# for its zh screenshots. Installed when missing and run as root (as CI is); otherwise the tests
-# fail and print this command.
-BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
-browser:
-	@if ! dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+# Debian packages the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui),
+# a CJK font for its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/gateway/pacs).
+# Installed when missing and run as root (as CI is; Orthanc's own system service is left stopped);
+# otherwise the tests that need them fail and print this command.
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb
+test-packages:
+	@if ! dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
-	  else echo "make browser: as root, run: apt-get install -y $(BROWSER_PACKAGES)"; fi; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_PACKAGES) \
+	    && { systemctl disable --now orthanc 2>/dev/null || true; }; \
+	  else echo "make test-packages: as root, run: apt-get install -y $(TEST_PACKAGES)"; fi; \
 	fi
 
 # Performance targets, measured side by side (~10 min on 2 cores); see README "Performance".

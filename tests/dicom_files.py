@@ -8,6 +8,8 @@ test can grep every log and answer for them.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import io
 
 import numpy as np
@@ -65,7 +67,9 @@ def _base(rows: int, columns: int, study_uid: str | None, modality: str, body_pa
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = modality
     ds.BodyPartExamined = body_part
-    ds.StudyDate, ds.StudyTime, ds.SeriesNumber, ds.InstanceNumber = "20261123", "101500", 1, 1
+    # today: a PACS watcher looks at recent studies only
+    ds.StudyDate, ds.StudyTime = dt.date.today().strftime("%Y%m%d"), "101500"
+    ds.SeriesNumber, ds.InstanceNumber = 1, 1
     for keyword, value in PATIENT.items():
         setattr(ds, keyword, value)
     ds.PatientSex = "O"
@@ -128,6 +132,10 @@ def _write(ds: Dataset) -> bytes:
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def dicom_uri(dicom: bytes) -> str:
+    return f"data:application/dicom;base64,{base64.b64encode(dicom).decode()}"
 
 
 def with_changes(dicom: bytes, **changes: object) -> bytes:

@@ -1,19 +1,21 @@
 """GET /ui: the web page, its static assets and its configuration; no API key needed to load the page.
 
 The page then calls /v1 like any client (with the key the user types, when keys
-are configured). Every response here carries a Content-Security-Policy that
+are configured), and POST /ui/preview (with the same key) to show a DICOM as the
+models see it. Every response here carries a Content-Security-Policy that
 allows nothing outside the gateway's origin: no CDN, no fonts, no beacons, no
 framing; `blob:` images are the user's own file, shown from the browser's memory.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.clinical import LANGUAGES
-from gateway.dependencies import GatewayDep
+from gateway.dependencies import GatewayDep, require_api_key
 from gateway.errors import RouteNotFound
+from gateway.images import load_upload
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,6 +71,13 @@ async def config(gateway: GatewayDep) -> Response:
         "texts": texts,
     }
     return JSONResponse(body, headers=PAGE_HEADERS)
+
+
+@router.post("/ui/preview", dependencies=[Depends(require_api_key)])
+async def preview(request: Request, gateway: GatewayDep) -> Response:
+    """The X-ray as the models see it (a DICOM rendered with its VOI and polarity), for the page; nothing is kept."""
+    xray = await load_upload(await request.body(), gateway.image_policy)
+    return Response(xray.image, media_type=xray.mime, headers=PAGE_HEADERS)
 
 
 @router.get("/ui/static/{name}")

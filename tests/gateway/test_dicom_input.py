@@ -7,7 +7,6 @@ planted in every patient and study field reach no log and no answer.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
@@ -20,15 +19,11 @@ from pydicom import dcmread
 from services.contract.paths import REPO_ROOT
 from services.contract.roles import Role
 from tests.conftest import SAMPLES, data_uri, gateway_url
-from tests.dicom_files import SECRETS, VARIANTS, from_jpeg, with_changes
+from tests.dicom_files import SECRETS, VARIANTS, dicom_uri, from_jpeg, with_changes
 
 JPEG = (SAMPLES / "person1946_bacteria_4874.jpeg").read_bytes()
 # The DICOM's pixels are the JPEG's own, rendered losslessly to PNG: only float rounding may differ.
 PROBABILITY_TOLERANCE = 1e-4
-
-
-def dicom_uri(dicom: bytes) -> str:
-    return f"data:application/dicom;base64,{base64.b64encode(dicom).decode()}"
 
 
 def chat(model: str, url: str, **extra) -> dict:

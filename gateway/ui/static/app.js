@@ -31,6 +31,7 @@ function applyLabels() {
   for (const element of document.querySelectorAll("[data-text]")) {
     element.textContent = t(element.dataset.text);
   }
+  $("no-image").textContent = t(page.file ? "no_preview" : "no_image");
   $("disclaimer").textContent = t("disclaimer");
   $("stand-in").textContent = t("stand_in_notice");
   setState(document.body.dataset.state);
@@ -38,16 +39,34 @@ function applyLabels() {
 
 // --- the chosen file -------------------------------------------------------------------------
 
-function choose(file) {
-  page.file = file || null;
+function isDicom(file) {
+  return file.type === "application/dicom" || /\.(dcm|dicom)$/i.test(file.name);
+}
+
+function showPreview(blob) {
   if (page.previewUrl) URL.revokeObjectURL(page.previewUrl);
-  page.previewUrl = null;
-  const isImage = file && (file.type === "image/jpeg" || file.type === "image/png");
-  if (isImage) page.previewUrl = URL.createObjectURL(file); // the browser's memory, never uploaded twice
-  $("preview").hidden = !isImage;
-  $("no-image").hidden = Boolean(isImage);
-  if (isImage) $("preview").src = page.previewUrl;
+  page.previewUrl = blob ? URL.createObjectURL(blob) : null; // the browser's memory, gone with the page
+  $("preview").hidden = !blob;
+  $("no-image").hidden = Boolean(blob);
+  if (blob) $("preview").src = page.previewUrl;
   else $("preview").removeAttribute("src");
+}
+
+// A DICOM is shown as the gateway renders it for the models (VOI window, polarity), not guessed here.
+async function dicomPreview(file) {
+  const response = await fetch("/ui/preview", {
+    method: "POST", headers: authHeaders({ "Content-Type": "application/dicom" }), body: file, cache: "no-store",
+  });
+  return response.ok ? response.blob() : null;
+}
+
+async function choose(file) {
+  page.file = file || null;
+  showPreview(null);
+  $("no-image").textContent = t(file ? "no_preview" : "no_image");
+  if (!file) return;
+  if (isDicom(file)) showPreview(await dicomPreview(file).catch(() => null));
+  else if (file.type === "image/jpeg" || file.type === "image/png") showPreview(file);
 }
 
 function readAsDataUrl(file) {
@@ -242,6 +261,11 @@ async function readStream(body) {
   if (!run.done) showError(t("error_cut")); // a cut stream is never shown as a whole answer
 }
 
+function authHeaders(headers) {
+  const key = $("api-key").value.trim();
+  return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
+}
+
 function requestBody(imageUrl) {
   const content = [{ type: "image_url", image_url: { url: imageUrl } }];
   const indication = $("indication").value.trim();
@@ -262,6 +286,8 @@ async function analyze(event) {
   let imageUrl;
   try {
     imageUrl = await readAsDataUrl(page.file);
+    // browsers rarely know a .dcm file's type: name it, so the gateway reads it as DICOM
+    if (isDicom(page.file)) imageUrl = `data:application/dicom;base64,${imageUrl.split(",", 2)[1]}`;
   } catch {
     return fail(t("error_read"));
   }
@@ -275,12 +301,9 @@ async function analyze(event) {
 }
 
 async function send(imageUrl) {
-  const headers = { "Content-Type": "application/json" };
-  const key = $("api-key").value.trim();
-  if (key) headers.Authorization = `Bearer ${key}`;
   const response = await fetch("/v1/chat/completions", {
     method: "POST",
-    headers,
+    headers: authHeaders({ "Content-Type": "application/json" }),
     body: JSON.stringify(requestBody(imageUrl)),
     cache: "no-store",
     credentials: "omit",

@@ -25,7 +25,7 @@ from tests.conftest import gateway_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-INSTALL = "make browser (as root; it runs apt-get install -y chromium chromium-driver fonts-wqy-microhei)"
+INSTALL = "make test-packages (as root; it runs apt-get install -y chromium chromium-driver fonts-wqy-microhei)"
 OUTPUT = REPO_ROOT / "test-output" / "ui"
 LAPTOP = (1280, 800)
 # Schemes that never leave the browser: the page's own data, and Chromium's internal pages (its

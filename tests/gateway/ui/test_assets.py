@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 
 import httpx
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from gateway.clinical import ClinicalContentError
 from gateway.routes.ui import CONTENT_SECURITY_POLICY
 from gateway.ui import ASSET_TYPES, STATIC_DIR, UI_DIR, load
 from services.contract.roles import Role
+from tests.conftest import SAMPLES
+from tests.dicom_files import from_jpeg
 
 INDEX = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 SCRIPT = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
@@ -75,3 +80,12 @@ def test_the_config_gives_both_languages_and_says_stand_ins_run(gateway):
     for language in ("zh", "en"):
         assert config["texts"][language]["disclaimer"] == rules["disclaimer"][language]
         assert config["texts"][language]["submit"] == load().labels["submit"].get(language)
+
+
+def test_the_preview_renders_a_dicom_as_the_models_see_it_and_refuses_what_they_would(gateway):
+    jpeg = (SAMPLES / "person1946_bacteria_4874.jpeg").read_bytes()
+    rendered = gateway.post("/ui/preview", content=from_jpeg(jpeg, "mono2-12bit-window"))
+    assert rendered.status_code == 200 and rendered.headers["content-type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(rendered.content))), np.asarray(Image.open(io.BytesIO(jpeg))))
+    refused = gateway.post("/ui/preview", content=from_jpeg(jpeg, "mono2-8bit", modality="CT"))
+    assert refused.status_code == 400 and "modality CT" in refused.json()["error"]["message"]

@@ -9,15 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.wait import WebDriverWait
 
 from gateway.clinical import load as load_clinical
 from gateway.ui import UI_DIR
 from tests.conftest import SAMPLES, data_uri, free_port
+from tests.dicom_files import dicom_uri, from_jpeg
 
 PNEUMONIA = SAMPLES / "person1946_bacteria_4874.jpeg"
 LABELS = yaml.safe_load((UI_DIR / "texts.yaml").read_text(encoding="utf-8"))
@@ -91,6 +95,29 @@ def test_the_page_streams_the_answer_and_shows_what_the_api_answers(ui, gateway_
     assert kept == [0, 0, ""]
     ui.driver.execute_script("window.scrollTo(0, 0)")
     ui.screenshot("report-en")
+
+
+def test_a_dicom_is_shown_as_the_model_sees_it_and_analysed(ui, gateway_base_url, tmp_path):
+    dicom = from_jpeg(PNEUMONIA.read_bytes(), "mono1")  # inverted polarity: shown right only if rendered
+    path = tmp_path / "xray.dcm"
+    path.write_bytes(dicom)
+    ui.open()
+    ui.choose_language("en")
+    ui.element("file").send_keys(str(path))
+    WebDriverWait(ui.driver, 30).until(lambda _: ui.visible("preview"))
+    shown = ui.driver.execute_script(
+        "const img = document.getElementById('preview'); const c = document.createElement('canvas');"
+        "c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+        "return [c.width, c.height, Array.from(g.getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 == 0))]"
+    )
+    grey = np.asarray(Image.open(PNEUMONIA).convert("L"))
+    assert shown[:2] == [grey.shape[1], grey.shape[0]]
+    assert np.array_equal(np.asarray(shown[2], dtype=np.uint8).reshape(grey.shape), grey)  # bone bright, as the JPEG
+    ui.element("submit").click()
+    assert ui.wait_for_state("done", "failed", timeout=300) == "done", ui.text("error")
+    api = httpx.post(f"{gateway_base_url}/v1/chat/completions", json=chat_body(dicom_uri(dicom)), timeout=300).json()["cxr"]
+    assert ui.text("predicted-class") == api["classification"]["predicted_class"]
+    assert ui.text("risk") == api["risk_level"]["text"]
 
 
 def test_the_page_takes_its_words_from_the_data_files_in_both_languages(ui):
