@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.clinical import Language
-from services.contract.dicom import DicomPolicy
+from services.contract.dicom import DEFAULT_BODY_PARTS, DEFAULT_MODALITIES, DicomPolicy
 from services.contract.roles import Role
 
 
@@ -110,25 +110,21 @@ class GatewaySettings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # DICOM input: the modalities and body parts analysed (comma-separated; an empty body-part list
     # accepts any). Defaults: the contract's (DX, CR; CHEST). Anything else is a 400 naming the value.
-    dicom_modalities: Annotated[list[str], NoDecode] = sorted(DicomPolicy.modalities)
-    dicom_body_parts: Annotated[list[str], NoDecode] = sorted(DicomPolicy.body_parts)
+    dicom_modalities: str = DEFAULT_MODALITIES
+    dicom_body_parts: str = DEFAULT_BODY_PARTS
     # file:// image URLs are refused unless they resolve under this folder.
     image_folder: Path | None = None
     # http(s) image URLs would make the gateway fetch from the network: off unless an operator opts in.
     allow_remote_images: bool = False
     remote_image_timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("api_keys", "dicom_modalities", "dicom_body_parts", mode="before")
+    @field_validator("api_keys", mode="before")
     @classmethod
-    def _split_list(cls, value: object) -> object:
+    def _split_keys(cls, value: object) -> object:
         return [k.strip() for k in value.split(",") if k.strip()] if isinstance(value, str) else value
 
     def dicom_policy(self) -> DicomPolicy:
-        return DicomPolicy(
-            max_pixels=self.max_image_pixels,
-            modalities=frozenset(m.upper() for m in self.dicom_modalities),
-            body_parts=frozenset(b.upper() for b in self.dicom_body_parts),
-        )
+        return DicomPolicy.configured(self.max_image_pixels, self.dicom_modalities, self.dicom_body_parts)
 
     @model_validator(mode="after")
     def _fail_fast(self) -> GatewaySettings:

@@ -48,7 +48,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.service = ClassifierService(
-            settings.model_name or model.metadata.name, model, batcher, pool, settings.max_image_pixels
+            settings.model_name or model.metadata.name, model, batcher, pool, settings.dicom_policy()
         )
         batcher.start()
         log.info(

@@ -35,14 +35,13 @@ class ClassifierService:
         model: OnnxClassifier,
         batcher: DynamicBatcher,
         preprocess_pool: ThreadPoolExecutor,
-        max_image_pixels: int,
+        dicom_policy: DicomPolicy,
     ) -> None:
         self.name = name  # the served name (CLASSIFIER_MODEL_NAME), as vLLM's --served-model-name
         self.model = model
         self.batcher = batcher
         self._pool = preprocess_pool
-        # DICOM input takes the contract's modality and body-part defaults (DX, CR; CHEST).
-        self._dicom = DicomPolicy(max_pixels=max_image_pixels)
+        self._dicom = dicom_policy  # also carries the pixel limit for JPEG and PNG
 
     async def classify(self, image: bytes) -> TimedClassification:
         started = time.perf_counter()

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.contract.dicom import DEFAULT_BODY_PARTS, DEFAULT_MODALITIES, DicomPolicy
+
 
 class ClassifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
@@ -32,6 +34,12 @@ class ClassifierSettings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # A 43 x 35 cm detector at 0.1 mm pitch is ~15 Mpx; 40 Mpx leaves room and stops bombs.
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # DICOM bodies on /classify: modalities and body parts analysed (comma-separated; empty body parts: any).
+    dicom_modalities: str = DEFAULT_MODALITIES
+    dicom_body_parts: str = DEFAULT_BODY_PARTS
+
+    def dicom_policy(self) -> DicomPolicy:
+        return DicomPolicy.configured(self.max_image_pixels, self.dicom_modalities, self.dicom_body_parts)
 
     @model_validator(mode="after")
     def _fail_fast(self) -> ClassifierSettings:

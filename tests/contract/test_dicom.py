@@ -101,3 +101,9 @@ def test_only_part_10_files_are_recognised(plain):
         dicom.read(JPEG, POLICY)
     with pytest.raises(dicom.DicomRejected, match="malformed"):
         dicom.read(b"\0" * 128 + b"DICM" + b"garbage" * 10, POLICY)
+
+
+def test_a_policy_from_settings_is_case_and_space_insensitive():
+    policy = dicom.DicomPolicy.configured(10, " dx, Cr ,", "")
+    assert policy == dicom.DicomPolicy(10, frozenset({"DX", "CR"}), frozenset())
+    assert dicom.DEFAULT_MODALITIES == "CR,DX" and dicom.DEFAULT_BODY_PARTS == "CHEST"

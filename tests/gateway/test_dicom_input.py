@@ -143,3 +143,13 @@ def test_patient_identifiers_reach_no_log_and_no_answer(gateway, stack_log_dir, 
     for path in logs:
         text = path.read_text(errors="replace")
         assert not [secret for secret in SECRETS if secret in text], f"an identifier reached {path.name}"
+
+
+def test_the_accepted_modalities_and_body_parts_are_settings(start_gateway):
+    gateway = httpx.Client(base_url=start_gateway(GATEWAY_DICOM_MODALITIES="dx", GATEWAY_DICOM_BODY_PARTS="").url, timeout=60)
+    head = classify(gateway, dicom_uri(from_jpeg(JPEG, "mono2-8bit", body_part="HEAD")))  # any body part now
+    assert head["predicted_class"]
+    refused = gateway.post(
+        "/v1/chat/completions", json=chat("pneumonia-classifier", dicom_uri(from_jpeg(JPEG, "mono1", modality="CR")))
+    )
+    assert refused.status_code == 400 and "modality CR is not analysed; accepted: DX" in refused.json()["error"]["message"]
