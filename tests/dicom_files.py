@@ -41,7 +41,8 @@ PATIENT = {
     "StudyDescription": "CHEST PA Zhang Wei MRN-SECRET-4711",
     "StudyID": "SECRET-STUDY",
 }
-SECRETS = ("Zhang", "Secret", "SECRET", "4711", "19510203", "0815")
+# What is searched for: distinctive strings only ("4711" alone turns up in random hex request ids).
+SECRETS = ("Zhang", "Secret", "SECRET", "MRN-SECRET-4711", "19510203", "ALT-SECRET-0815")
 
 VARIANTS = (
     "mono2-8bit",
