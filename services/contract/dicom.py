@@ -79,7 +79,7 @@ class DicomImage:
 
     def png(self) -> bytes:
         out = io.BytesIO()
-        # Level 1: 4x faster than Pillow's default 6 for 16 % more bytes (968x592: 22 ms vs 84 ms); lossless either way.
+        # Level 1: several times faster than Pillow's default 6 for a slightly larger file; lossless either way.
         self.pixels.save(out, format="PNG", compress_level=1)
         return out.getvalue()
 

@@ -57,7 +57,7 @@ def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.add_argument(f"--window-size={LAPTOP[0]},{LAPTOP[1]}")
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     yield driver
     driver.quit()
