@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY services ./services
 COPY gateway ./gateway
 COPY scripts ./scripts
+COPY deploy/model-cards ./deploy/model-cards
 RUN pip install . && useradd --uid 10001 --no-create-home cxr
 USER cxr
 EXPOSE 8080

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx2
 import openai
@@ -13,19 +14,24 @@ from fastapi import Depends, FastAPI
 from starlette.types import Scope
 
 from gateway import clinical, errors, openapi, ui
+from gateway.audit import AuditEvent, AuditNote, AuditTrail, load_key, outcome_of
 from gateway.backends.base import ConcurrencyLimit, FailureTranslator
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
-from gateway.catalog import Catalog, Route, model_info
+from gateway.catalog import Catalog, Route, check_commercial_use, model_info, read_card
+from gateway.clinical.abstention import PublishedFigures
 from gateway.dependencies import Gateway, require_api_key
 from gateway.images import ImagePolicy
+from gateway.marking import AiDisclosure
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline, PipelineConfig
+from gateway.provenance import EngineVersions
 from gateway.routes import analyze, chat, health, models
 from gateway.routes import ui as ui_routes
 from gateway.settings import BackendSettings, GatewaySettings
 from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
 from services.contract.classifier_model import ModelMetadata
+from services.contract.modelcard import ModelCard
 from services.contract.roles import Role
 
 log = logging.getLogger("gateway")
@@ -88,7 +94,10 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     fracture, report = (
         _chat_backend(backends[role], https[role], limits[role], metrics) for role in (Role.FRACTURE, Role.REPORT)
     )
-    infos = {role: model_info(role, b.model, b.model_dir) for role, b in backends.items()}
+    cards = {role: read_card(b.card_file) for role, b in backends.items()}
+    infos = {role: model_info(role, b.model, b.card_file, cards[role]) for role, b in backends.items()}
+    if s.commercial_use:
+        check_commercial_use(list(infos.values()))
     catalog = Catalog(
         routes={
             s.pipeline_model: Route.PIPELINE,
@@ -99,7 +108,10 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         models=infos,
     )
     config = PipelineConfig(fracture=s.sampling(Role.FRACTURE), report=s.sampling(Role.REPORT))
-    pipeline = Pipeline(classifier, fracture, report, content, list(infos.values()), config, metrics)
+    engines = EngineVersions({str(role): backend.engine_version for role, backend in _by_role(classifier, fracture, report)})
+    pipeline = Pipeline(
+        classifier, fracture, report, content, list(infos.values()), published_figures(cards), engines, config, metrics
+    )
     return Gateway(
         settings=s,
         api_keys=tuple(s.all_api_keys()),
@@ -117,6 +129,26 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         ),
         metrics=metrics,
         page=ui.load(),
+        audit=AuditTrail(s.audit_dir, load_key(s.audit_dir, s.audit_secret()), s.audit_max_bytes),
+    )
+
+
+def _by_role(
+    classifier: ClassifierBackend, fracture: ChatBackend, report: ChatBackend
+) -> list[tuple[Role, ClassifierBackend | ChatBackend]]:
+    return [(Role.CLASSIFIER, classifier), (Role.FRACTURE, fracture), (Role.REPORT, report)]
+
+
+def published_figures(cards: dict[Role, ModelCard | None]) -> PublishedFigures:
+    def figure(role: Role, metric: str) -> float | None:
+        card = cards[role]
+        found = card.metric(metric) if card is not None else None
+        return found.value if found is not None else None
+
+    return PublishedFigures(
+        classifier_accuracy=figure(Role.CLASSIFIER, "val_accuracy"),
+        fracture_recall=figure(Role.FRACTURE, "fracture_recall"),
+        fracture_precision=figure(Role.FRACTURE, "fracture_precision"),
     )
 
 
@@ -146,6 +178,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(ui_routes.router)  # the page itself needs no key; its calls to /v1 do
     for module in (models, chat, analyze):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    app.add_middleware(AiDisclosure)
     app.add_middleware(RequestObserver, on_done=_observe)
     app.add_middleware(
         BodySizeLimit,
@@ -156,11 +189,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 
 def _observe(scope: Scope, exchange: Exchange) -> None:
-    """One log line and one count per request: id, model, status, latency; never bodies or text."""
-    model = scope.get("state", {}).get("model", _path_label(exchange.path))
+    """One log line and one count per request: id, model, status, latency; never bodies or text.
+
+    Requests that carry an X-ray (or ask a model) also get an audit record.
+    """
+    state = scope.get("state", {})
+    model = state.get("model", _path_label(exchange.path))
     gateway = getattr(scope["app"].state, "gateway", None)
     if gateway is not None:
         gateway.metrics.requests.labels(model, str(exchange.status)).inc()
+        if exchange.path in AUDITED_PATHS:
+            gateway.audit.append(_audit_event(gateway.audit, state, exchange))
     log.info(
         "request",
         extra={
@@ -173,6 +212,23 @@ def _observe(scope: Scope, exchange: Exchange) -> None:
                 "latency_ms": round(exchange.seconds * 1000, 2),
             }
         },
+    )
+
+
+AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})
+
+
+def _audit_event(trail: AuditTrail, state: dict[str, Any], exchange: Exchange) -> AuditEvent:
+    note: AuditNote | None = state.get("audit")
+    study = note.study_uid if note is not None else None
+    return AuditEvent(
+        request_id=exchange.request_id,
+        actor=state.get("actor", "anonymous"),
+        endpoint=exchange.path,
+        status=exchange.status,
+        outcome=outcome_of(exchange.status, note),
+        models=note.models if note is not None else [],
+        study=trail.study_hash(study) if study else None,
     )
 
 

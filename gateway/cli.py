@@ -1,7 +1,8 @@
-"""Command line: `serve` the gateway, or `analyze` X-rays through a running one.
+"""Command line: `serve` the gateway, `analyze` X-rays through a running one, `audit verify` the trail.
 
     python -m gateway analyze xray.jpeg --language zh --output result.json
     python -m gateway analyze /data/backlog/ --concurrency 8 --output results.jsonl --resume
+    python -m gateway audit verify --dir logs/audit
 
 `analyze` sends each image to POST /v1/analyze with bounded concurrency,
 shows a progress bar, writes one JSON line per image (or one JSON document
@@ -22,6 +23,8 @@ from typing import Any
 
 import httpx
 from tqdm import tqdm
+
+from gateway import audit
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".dcm", ".dicom")  # in folders; a file named directly is sent as it is
 
@@ -171,6 +174,19 @@ def pacs_command(args: argparse.Namespace) -> int:
     return asyncio.run(analyze() if args.pacs_command == "analyze" else watch_until_signalled())
 
 
+def verify_audit(folder: Path) -> int:
+    """Exit 0 when the chain is intact, 1 naming the first broken record, 2 when there is no trail."""
+    if not audit.chain_files(folder):
+        print(f"no audit trail in {folder}", file=sys.stderr)
+        return 2
+    result = audit.verify(folder)
+    if not result.ok:
+        print(f"BROKEN after {result.records} intact records: {result.broken}")
+        return 1
+    print(f"intact: {result.records} records, seq {result.first_seq} to {(result.first_seq or 0) + result.records - 1}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,9 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     pacs_watch.add_argument("--interval", type=float, help="seconds between polls (CXR_PACS_POLL_INTERVAL_S)")
     for command in (pacs_analyze, pacs_watch):
         command.add_argument("--pacs-url", help="DICOMweb base URL (CXR_PACS_URL)")
+    audit_cmd = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; name the first broken record")
+    verify.add_argument("--dir", type=Path, default=Path("logs/audit"), help="the audit folder (GATEWAY_AUDIT_DIR)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
+    if args.command == "audit":
+        return verify_audit(args.dir)
     if args.command == "pacs":
         return pacs_command(args)
     if args.concurrency < 1:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.audit import AuditTrail, key_id
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Catalog
@@ -30,6 +31,7 @@ class Gateway:
     image_policy: ImagePolicy
     metrics: GatewayMetrics
     page: Page  # the web page at /ui
+    audit: AuditTrail
 
 
 def _gateway(request: Request) -> Gateway:
@@ -41,7 +43,7 @@ GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
 def require_api_key(request: Request, gateway: GatewayDep) -> None:
-    """When any key is configured, every /v1 call needs `Authorization: Bearer <key>`."""
+    """When any key is configured, every /v1 call needs `Authorization: Bearer <key>`; the audit trail gets its id."""
     if not gateway.api_keys:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -49,3 +51,4 @@ def require_api_key(request: Request, gateway: GatewayDep) -> None:
         raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
     if not any(hmac.compare_digest(token.encode(), key.encode()) for key in gateway.api_keys):
         raise AuthenticationFailed("invalid API key")
+    request.state.actor = key_id(token)

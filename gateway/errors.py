@@ -12,6 +12,7 @@
     ├── ClientDisconnected    499     the client left; its backend calls were cancelled (logged, never sent)
     ├── UpstreamRejected      4xx     a backend refused the request: its status and reason, relayed
     ├── BackendAuthFailed     502     a backend refused the gateway's own API key for it
+    ├── ReportInvalid         502     the report model's output is not a valid structured report (fail closed)
     └── BackendFailed         503     a backend is unreachable, timed out, answered 5xx or broke off
 
 Domain code raises these and knows nothing of HTTP; `install()` turns them
@@ -140,6 +141,18 @@ class BackendAuthFailed(GatewayError):
             f"{backend} backend refused the gateway's API key for it ({status}); check GATEWAY_{backend.upper()}_API_KEY"
         )
         self.backend = backend
+
+
+class ReportInvalid(GatewayError):
+    """Carried in a `partial` result and a stream's error event; the structured report is withheld."""
+
+    status = 502
+    type = "server_error"
+    code = "report_invalid"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"report backend's output failed validation, withheld: {reason}")
+        self.backend = "report"
 
 
 class BackendFailed(GatewayError):

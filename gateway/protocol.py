@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.clinical import Language
+from gateway.clinical.abstention import FindingName, FindingState
+from gateway.clinical.structured import StructuredReport
 from services.contract.roles import Role
 
 FinishReason = Literal["stop", "length"]
@@ -68,6 +70,18 @@ class StreamOptions(GatewayModel):
     include_usage: bool = False
 
 
+class FhirOptions(GatewayModel):
+    """`fhir` on a cxr-report request: answer with a FHIR R4 Bundle too (`fhir` beside `cxr`).
+
+    The references are the caller's, put into the Bundle as given and never logged.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    subject: str | None = Field(default=None, max_length=200, description="Patient/<id> or Group/<id>")
+    encounter: str | None = Field(default=None, max_length=200, description="Encounter/<id>")
+    imaging_study: str | None = Field(default=None, max_length=200, description="ImagingStudy/<id>")
+
+
 class ChatRequest(GatewayModel):
     """A chat request. Pass-through models get the original body unchanged; `cxr-report` reads these fields.
 
@@ -94,6 +108,7 @@ class ChatRequest(GatewayModel):
     tool_choice: Any = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    fhir: FhirOptions | None = None  # sent by the SDK through extra_body
 
 
 # --- the merged pipeline result -----------------------------------------------------------
@@ -122,6 +137,32 @@ class ModelInfo(GatewayModel):
     sha256: str | None
     clinical_use: bool
     description: str
+    licence: str | None = Field(description="from the model card; None without a card")
+    commercial_use: bool = Field(description="whether the licence allows commercial use; False when unknown")
+
+
+class FindingAssessment(GatewayModel):
+    """What a finding may honestly claim (rules.yaml `abstention:`), and why."""
+
+    finding: FindingName
+    state: FindingState = Field(
+        description="present | absent | uncertain; for the fracture model also not_detected (limited sensitivity: "
+        "not evidence of no fracture) and unavailable (the stage failed)"
+    )
+    statement: str
+    reason: str
+    probability: float | None = Field(description="the classifier's probability of pneumonia; None for fractures")
+
+
+class Provenance(GatewayModel):
+    """What produced this answer, machine-readable (EU AI Act Art. 50(2) marking): the content is AI-generated."""
+
+    ai_generated: Literal[True] = True
+    models: list[ModelInfo]
+    engines: dict[str, str] = Field(description="per role, the serving engine and its version as the backend reports it")
+    prompt_sha256: str = Field(description="the report prompt template used (its language)")
+    schema_sha256: str = Field(description="the structured report's JSON schema")
+    rules_sha256: str = Field(description="rules.yaml: the rule tables and wording, as reviewed")
 
 
 class StageWarning(GatewayModel):
@@ -162,6 +203,7 @@ class CxrFindings(GatewayModel):
     risk_level: CodedText
     confidence_interpretation: CodedText
     recommendations: list[str]
+    assessments: list[FindingAssessment]
     timings_ms: dict[str, StageTiming]
     warnings: list[StageWarning]
     disclaimer: str
@@ -170,7 +212,11 @@ class CxrFindings(GatewayModel):
 class CxrResult(CxrFindings):
     status: Literal["complete", "partial"]
     report_available: bool
+    structured_report: StructuredReport | None = Field(
+        description="the report model's output, validated against the schema; None when it failed (fail closed)"
+    )
     models: list[ModelInfo]
+    provenance: Provenance
 
 
 # --- chat completions response --------------------------------------------------------------
@@ -212,6 +258,7 @@ class ChatCompletion(GatewayModel):
     choices: list[Choice]
     usage: Usage = Usage()
     cxr: CxrResult | None = None
+    fhir: dict[str, Any] | None = Field(default=None, description="a FHIR R4 Bundle, when the request asked for one")
 
 
 class Delta(GatewayModel):
@@ -234,6 +281,7 @@ class ChatCompletionChunk(GatewayModel):
     usage: Usage | None = None
     cxr_findings: CxrFindings | None = None
     cxr: CxrResult | None = None
+    fhir: dict[str, Any] | None = None
 
 
 # --- models list ------------------------------------------------------------------------------------
@@ -247,6 +295,8 @@ class ModelCardOut(GatewayModel):
     route: str
     clinical_use: bool
     description: str
+    licence: str | None
+    commercial_use: bool
 
 
 class ModelList(GatewayModel):

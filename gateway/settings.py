@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.clinical import Language
 from services.contract.dicom import DEFAULT_BODY_PARTS, DEFAULT_MODALITIES, DicomPolicy
+from services.contract.modelcard import CARD_FILE
 from services.contract.roles import Role
 
 
@@ -37,6 +38,7 @@ class BackendSettings:
     root_url: str  # the server root: /health, /v2/..., and /v1/... below it
     model: str
     model_dir: str
+    card_file: Path  # the model card: GATEWAY_<ROLE>_MODEL_CARD, else model_card.json in the model folder
     timeout_s: float
     max_concurrency: int
     api_key: str | None = field(default=None, repr=False)  # never in a repr, a log line or an error
@@ -73,6 +75,21 @@ class GatewaySettings(BaseSettings):
     classifier_model: str = "pneumonia-classifier"
     classifier_model_dir: str = "models/pneumonia-classifier"
     pipeline_model: str = "cxr-report"
+    # A model card file for a role whose model folder has none (hub weights: deploy/model-cards/).
+    report_model_card: Path | None = None
+    fracture_model_card: Path | None = None
+    classifier_model_card: Path | None = None
+    # A deployment for commercial use: the gateway refuses to start while any configured model's card
+    # does not allow commercial use (e.g. ChexFract, CC BY-NC 4.0), naming each.
+    commercial_use: bool = False
+
+    # The audit trail (gateway/audit.py): an append-only, hash-chained JSON-lines file, separate from
+    # the log. Study UIDs are recorded as HMAC-SHA256 under the audit key (GATEWAY_AUDIT_KEY or
+    # _KEY_FILE); without one, a random key is made once and kept beside the trail (mode 0600).
+    audit_dir: Path = Path("logs/audit")
+    audit_key: SecretStr | None = None
+    audit_key_file: Path | None = None
+    audit_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)  # then the file is rotated, the chain kept
 
     # Comma-separated keys, or a file with one key per line (e.g. a Kubernetes Secret).
     api_keys: Annotated[list[SecretStr], NoDecode] = []
@@ -133,6 +150,8 @@ class GatewaySettings(BaseSettings):
                 raise ValueError("every API key must be at least 16 characters")
         if self.image_folder is not None and not self.image_folder.is_dir():
             raise ValueError(f"GATEWAY_IMAGE_FOLDER {self.image_folder} is not a folder")
+        if self.audit_key is not None and self.audit_key_file is not None:
+            raise ValueError("set GATEWAY_AUDIT_KEY or GATEWAY_AUDIT_KEY_FILE, not both")
         if self.report_max_tokens > self.report_max_tokens_limit:
             raise ValueError("GATEWAY_REPORT_MAX_TOKENS must not exceed GATEWAY_REPORT_MAX_TOKENS_LIMIT")
         for role in Role:
@@ -149,6 +168,7 @@ class GatewaySettings(BaseSettings):
             root_url=server_root(getattr(self, f"{role}_url")),
             model=getattr(self, f"{role}_model"),
             model_dir=getattr(self, f"{role}_model_dir"),
+            card_file=getattr(self, f"{role}_model_card") or Path(getattr(self, f"{role}_model_dir")) / CARD_FILE,
             timeout_s=getattr(self, f"{role}_timeout_s"),
             max_concurrency=getattr(self, f"{role}_max_concurrency"),
             api_key=self._backend_key(role),
@@ -167,6 +187,11 @@ class GatewaySettings(BaseSettings):
             top_p=getattr(self, f"{role}_top_p"),
             max_tokens=getattr(self, f"{role}_max_tokens"),
         )
+
+    def audit_secret(self) -> str | None:
+        if self.audit_key_file is not None:
+            return self.audit_key_file.read_text().strip() or None
+        return self.audit_key.get_secret_value() if self.audit_key is not None else None
 
     def all_api_keys(self) -> list[str]:
         keys = [k.get_secret_value() for k in self.api_keys]

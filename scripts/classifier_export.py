@@ -29,6 +29,17 @@ class ParityError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class CardText:
+    """What the model card says about an exported classifier besides its files and digests."""
+
+    description: str
+    licence: str
+    commercial_use: bool
+    performance: list[modelcard.PublishedMetric]
+    limits: list[str]
+
+
+@dataclass(frozen=True)
 class ExportResult:
     onnx_path: Path
     metadata: ModelMetadata
@@ -81,8 +92,7 @@ def write_outputs(
     version: str,
     source: str,
     card_source: tuple[str, str, str],
-    licence: str,
-    description: str,
+    card: CardText,
 ) -> ExportResult:
     """The metadata file beside the .onnx, the source framework's outputs, and the model card."""
     folder = onnx_path.parent
@@ -114,11 +124,14 @@ def write_outputs(
         modelcard.ModelCard(
             name=name,
             role="classifier",
-            description=description,
+            description=card.description,
             clinical_use=False,
             stand_in=True,
             source=[modelcard.Source(package=package, version=package_version, file=file)],
-            licence=licence,
+            licence=card.licence,
+            commercial_use=card.commercial_use,
+            performance=card.performance,
+            limits=card.limits,
             weights_sha256={onnx_path.name: metadata.onnx_sha256},
             built_by="scripts.classifier_export",
         ),

@@ -24,6 +24,7 @@ import torchvision
 
 from scripts.classifier_export import (
     PARITY_TOLERANCE,
+    CardText,
     ExportResult,
     ParityError,
     check_parity,
@@ -77,8 +78,13 @@ def export(
         version=f"{arch}-{checkpoint.stem}",
         source=f"{checkpoint.name} ({arch})",
         card_source=(checkpoint.name, "local", str(checkpoint)),
-        licence="hospital-owned checkpoint; licence as agreed by the hospital",
-        description=f"{arch} classifier exported from {checkpoint.name}; clinical use only after local validation.",
+        card=CardText(
+            description=f"{arch} classifier exported from {checkpoint.name}; clinical use only after local validation.",
+            licence="hospital-owned checkpoint; licence as agreed by the hospital",
+            commercial_use=False,  # until the hospital's agreement says otherwise: edit the card
+            performance=[],  # the hospital's own validation figures go here (README, "Model cards")
+            limits=[],
+        ),
     )
 
 

@@ -31,16 +31,23 @@ STARTUP_TIMEOUT_S = 900
 
 # Shorter answers keep the suite fast on 2 cores; they change lengths, not behaviour. A greedy
 # ChexFract lets tests compare the pipeline's fracture text with the model's own answer.
+# The report budget still holds a whole structured report (a cut one fails closed, by design).
 SHORT_OUTPUTS = {
     "GATEWAY_FRACTURE_MAX_TOKENS": "24",
-    "GATEWAY_REPORT_MAX_TOKENS": "48",
+    "GATEWAY_REPORT_MAX_TOKENS": "1024",
     "GATEWAY_FRACTURE_TEMPERATURE": "0",
 }
 
 
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
-    return {**port_overrides(), **SHORT_OUTPUTS}
+def audit_dir(tmp_path_factory) -> Path:
+    """The session stack's audit trail."""
+    return tmp_path_factory.mktemp("audit")
+
+
+@pytest.fixture(scope="session")
+def stack_env(audit_dir: Path) -> dict[str, str]:
+    return {**port_overrides(), **SHORT_OUTPUTS, "GATEWAY_AUDIT_DIR": str(audit_dir)}
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +128,8 @@ def start_gateway(stack: StackConfig, tmp_path_factory):
     started: list[GatewayProcess] = []
 
     def start(**overrides: str) -> GatewayProcess:
-        env = {**gateway_env(stack), **SHORT_OUTPUTS, "GATEWAY_PORT": str(free_port()), **overrides}
+        audit = {"GATEWAY_AUDIT_DIR": str(tmp_path_factory.mktemp("gateway-audit"))}
+        env = {**gateway_env(stack), **SHORT_OUTPUTS, **audit, "GATEWAY_PORT": str(free_port()), **overrides}
         process = GatewayProcess(env, tmp_path_factory.mktemp("gateway") / "gateway.log")
         started.append(process)
         return process

@@ -31,6 +31,8 @@ class ChatCall:
     model: str
     messages: list[dict[str, Any]]
     sampling: Sampling
+    response_format: dict[str, Any] | None = None  # vLLM's structured output: {"type": "json_schema", ...}
 
     def body(self) -> dict[str, Any]:
-        return {"model": self.model, "messages": self.messages, **self.sampling.body()}
+        body = {"model": self.model, "messages": self.messages, **self.sampling.body()}
+        return body if self.response_format is None else {**body, "response_format": self.response_format}

@@ -58,6 +58,17 @@ class ClassifierBackend:
                 return False, f"{path} answered {answer.status_code}"
         return True, "ready"
 
+    async def engine_version(self) -> str | None:
+        """The worker's runtime as its model metadata states it (`parameters.runtime`); None when not stated."""
+        answer = await probe(self._http, f"/v2/models/{self.model}")
+        if isinstance(answer, str) or answer.status_code != 200:
+            return None
+        try:
+            runtime = answer.json().get("parameters", {}).get("runtime")
+        except (ValueError, AttributeError):
+            return None
+        return runtime if isinstance(runtime, str) else None
+
     def _infer_body(self, image: bytes) -> bytes:
         """Decode, preprocess and JSON-encode one image: CPU work, run in the thread pool."""
         tensor = images.prepare(image, self.metadata.input, self._max_image_pixels)

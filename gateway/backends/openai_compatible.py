@@ -111,6 +111,17 @@ class ChatBackend:
             return False, f"model {self.model!r} is not served here (serves: {', '.join(served) or 'nothing'})"
         return True, "ready" if health.status_code == 200 else "ready (no /health: judged by /v1/models)"
 
+    async def engine_version(self) -> str | None:
+        """vLLM's `GET /version`; None for a server without it."""
+        answer = await probe(self._http, "/version", self._auth)
+        if isinstance(answer, str) or answer.status_code != 200:
+            return None
+        try:
+            version = answer.json().get("version")
+        except (ValueError, AttributeError):
+            return None
+        return f"vllm {version}" if isinstance(version, str) else None
+
     async def complete(self, call: ChatCall) -> ChatAnswer:
         with self._failures.translate():
             completion = await self._sdk.chat.completions.create(**call.body(), stream=False)

@@ -9,6 +9,7 @@ names the key, instead of surfacing as a 500 on the first request.
 
 from __future__ import annotations
 
+import hashlib
 import string
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,17 @@ CLINICAL_DIR = Path(__file__).parent
 
 # The values the pipeline puts into prompts/report.<language>.md; a prompt may use any of them.
 REPORT_PROMPT_FIELDS = frozenset(
-    {"predicted_class", "confidence", "p_normal", "p_pneumonia", "risk_level", "fracture_text", "indication", "date"}
+    {
+        "predicted_class",
+        "confidence",
+        "p_normal",
+        "p_pneumonia",
+        "risk_level",
+        "fracture_text",
+        "indication",
+        "date",
+        "assessments",
+    }
 )
 
 
@@ -82,6 +93,49 @@ class Placeholders(_Strict):
     fracture_unavailable: Localized
 
 
+# The values a reason in `abstention:` may use; the figures come from the model cards.
+ABSTENTION_FIELDS = frozenset({"confidence", "min_confidence", "accuracy", "recall", "precision"})
+
+
+class Wording(_Strict):
+    statement: Localized
+    reason: Localized
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> Wording:
+        for text in (self.reason.zh, self.reason.en, self.statement.zh, self.statement.en):
+            unknown = _prompt_fields(text) - ABSTENTION_FIELDS
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)} in {text!r}; known: {sorted(ABSTENTION_FIELDS)}")
+        return self
+
+
+class PneumoniaWording(_Strict):
+    present: Wording
+    absent: Wording
+    uncertain: Wording
+
+
+class FractureWording(_Strict):
+    present: Wording
+    not_detected: Wording
+    unavailable: Wording
+
+
+class Abstention(_Strict):
+    pneumonia_class: str = Field(min_length=1)
+    min_confidence: float = Field(ge=0.5, le=1.0)  # a two-class confidence is never below 0.5
+    pneumonia: PneumoniaWording
+    fracture: FractureWording
+
+
+class NarrativeHeadings(_Strict):
+    title: Localized
+    findings: Localized
+    impression: Localized
+    recommendations: Localized
+
+
 class Rules(_Strict):
     risk_level: list[CodedRule] = Field(min_length=1)
     confidence_interpretation: list[CodedRule] = Field(min_length=1)
@@ -91,6 +145,8 @@ class Rules(_Strict):
     stand_in_notice: Localized
     report_unavailable: Localized
     placeholders: Placeholders
+    abstention: Abstention
+    narrative: NarrativeHeadings
 
     @model_validator(mode="after")
     def _tables_end_with_a_catch_all(self) -> Rules:
@@ -104,7 +160,7 @@ class Rules(_Strict):
     def classes_named(self) -> set[str]:
         whens = [rule.when for rule in (*self.risk_level, *self.confidence_interpretation)]
         whens += [rule.when for rule in (*self.recommendations.by_classification, *self.recommendations.by_fracture)]
-        return {when.predicted_class for when in whens if when.predicted_class is not None}
+        return {when.predicted_class for when in whens if when.predicted_class is not None} | {self.abstention.pneumonia_class}
 
 
 class ClinicalContent(BaseModel):
@@ -113,6 +169,8 @@ class ClinicalContent(BaseModel):
     rules: Rules
     report_prompts: dict[Language, str]
     fracture_prompt: str
+    rules_sha256: str  # of rules.yaml as read: the rules' version in every answer's provenance
+    report_prompt_sha256: dict[Language, str]
 
     def text(self, key: Literal["disclaimer", "stand_in_notice", "report_unavailable"], language: Language) -> str:
         localized: Localized = getattr(self.rules, key)
@@ -155,9 +213,16 @@ def _read_rules(path: Path) -> Rules:
         raise ClinicalContentError(f"{path}: not valid YAML: {error}") from None
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def load(folder: Path = CLINICAL_DIR) -> ClinicalContent:
+    prompts = {language: _read_report_prompt(folder, language) for language in LANGUAGES}
     return ClinicalContent(
         rules=_read_rules(folder / "rules.yaml"),
-        report_prompts={language: _read_report_prompt(folder, language) for language in LANGUAGES},
+        report_prompts=prompts,
         fracture_prompt=(folder / "prompts" / "fracture.en.md").read_text(encoding="utf-8").strip(),
+        rules_sha256=_sha256((folder / "rules.yaml").read_text(encoding="utf-8")),
+        report_prompt_sha256={language: _sha256(prompt) for language, prompt in prompts.items()},
     )

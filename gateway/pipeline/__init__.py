@@ -11,6 +11,9 @@ a non-streamed answer.
   (BackendFailed → 503, and ChexFract's call is cancelled). ChexFract and the
   report model are not: when one fails, the result says `partial`, names the
   stage in `warnings`, and leaves that section empty; nothing is made up.
+- The report is schema-locked (gateway/clinical/structured.py): the model's JSON
+  is collected, validated, and only then rendered into the narrative; output
+  that does not validate fails the stage (`partial`, the reason named).
 - Cancellation: closing the generator (the client left) cancels whatever
   backend call is pending; the backend sees its connection close and aborts.
 """
@@ -28,8 +31,9 @@ from typing import TypeVar
 from gateway.backends.calls import ChatCall, Sampling
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
-from gateway.clinical import ClinicalContent, Language, fracture_findings, rules
-from gateway.errors import GatewayError
+from gateway.clinical import ClinicalContent, Language, abstention, fracture_findings, narrative, rules, structured
+from gateway.clinical.structured import StructuredReport
+from gateway.errors import GatewayError, ReportInvalid
 from gateway.images import XrayInput, data_uri
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.events import Completed, FindingsReady, PipelineEvent, ReportDelta
@@ -40,6 +44,7 @@ from gateway.protocol import (
     CxrFindings,
     CxrResult,
     DicomSource,
+    FindingAssessment,
     FinishReason,
     FractureResult,
     ModelInfo,
@@ -47,6 +52,7 @@ from gateway.protocol import (
     StageWarning,
     Usage,
 )
+from gateway.provenance import EngineVersions, provenance
 from gateway.settings import SamplingDefaults
 from services.contract.roles import Role
 
@@ -127,21 +133,26 @@ class Findings:
     classification: ClassificationResult
     fracture: FractureResult | None
     assessment: rules.Assessment
+    assessed: list[abstention.Assessed]
 
 
 @dataclass
 class _Report:
+    """The report stage: the model's JSON as it arrives, then the validated report and its narrative."""
+
     pieces: list[str] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
+    structured: StructuredReport | None = None
+    narrative: str = ""
     error: GatewayError | None = None
 
     @property
-    def text(self) -> str:
+    def json_text(self) -> str:
         return "".join(self.pieces)
 
     @property
     def available(self) -> bool:
-        return self.error is None and bool(self.text.strip())
+        return self.structured is not None
 
 
 class Pipeline:
@@ -152,6 +163,8 @@ class Pipeline:
         report: ChatBackend,
         clinical: ClinicalContent,
         models: list[ModelInfo],
+        figures: abstention.PublishedFigures,
+        engines: EngineVersions,
         config: PipelineConfig,
         metrics: GatewayMetrics,
     ) -> None:
@@ -160,6 +173,8 @@ class Pipeline:
         self.report = report
         self.clinical = clinical
         self.models = models
+        self.figures = figures
+        self.engines = engines
         self.config = config
         self.metrics = metrics
 
@@ -168,19 +183,40 @@ class Pipeline:
         with self._admitted():
             findings = await self._stage_one(run)
             yield FindingsReady(self._findings(run, findings, run.clock.stages))
-            report = _Report()
-            try:
-                with run.clock.measure(Role.REPORT):
-                    async for piece in self.report.stream(self.report_call(findings, request)):
-                        if piece.text:
-                            report.pieces.append(piece.text)
-                            yield ReportDelta(piece.text)
-                        report.finish_reason = piece.finish_reason or report.finish_reason
-                        run.usage += piece.usage or Usage()
-            except GatewayError as error:
-                report.error = error
-                run.failed(Role.REPORT, error)
-            yield self._completed(run, findings, report)
+            report = await self._report(run, findings)
+            if report.available:
+                yield ReportDelta(report.narrative)
+            yield await self._completed(run, findings, report)
+
+    async def _report(self, run: _Run, findings: Findings) -> _Report:
+        """The report model's JSON, validated (fail closed: invalid output is a failed stage) and rendered."""
+        report = _Report()
+        try:
+            with run.clock.measure(Role.REPORT):
+                async for piece in self.report.stream(self.report_call(findings, run.request)):
+                    report.pieces.append(piece.text)
+                    report.finish_reason = piece.finish_reason or report.finish_reason
+                    run.usage += piece.usage or Usage()
+                report.structured = self._validated(report, structured.expected(findings.assessed))
+        except GatewayError as error:
+            report.error = error
+            run.failed(Role.REPORT, error)
+            return report
+        language = run.request.language
+        report.narrative = narrative.render(
+            self.clinical, report.structured, findings.assessed, language, self._disclaimer(language)
+        )
+        return report
+
+    def _validated(
+        self, report: _Report, expected: list[tuple[abstention.FindingName, structured.ReportStatus]]
+    ) -> StructuredReport:
+        if report.finish_reason == "length":
+            raise ReportInvalid("the report model's JSON was cut at its token budget (max_tokens) before it was complete")
+        try:
+            return structured.validate(report.json_text, expected)
+        except structured.ReportRejected as error:
+            raise ReportInvalid(str(error)) from None
 
     async def collect(self, request: PipelineRequest) -> Completed:
         """The whole pipeline for a non-streamed answer: its last event."""
@@ -207,13 +243,25 @@ class Pipeline:
         except ExceptionGroup as failed:  # the classifier failed; ChexFract's call has been cancelled
             raise failed.exceptions[0] from None
         classification, fracture = classified.result(), described.result()
+        language = run.request.language
         facts = rules.Facts(
             predicted_class=classification.predicted_class,
             confidence=classification.confidence,
             fracture_suspected=fracture.suspected if fracture else None,
         )
-        assessment = rules.assess(self.clinical, facts, run.request.language)
-        return Findings(classification=classification, fracture=fracture, assessment=assessment)
+        assessed = [
+            abstention.pneumonia(
+                self.clinical,
+                self.figures,
+                classification.predicted_class,
+                classification.confidence,
+                classification.probabilities,
+                language,
+            ),
+            abstention.fracture(self.clinical, self.figures, facts.fracture_suspected, classification.confidence, language),
+        ]
+        assessment = rules.assess(self.clinical, facts, language)
+        return Findings(classification=classification, fracture=fracture, assessment=assessment, assessed=assessed)
 
     def fracture_call(self, xray: XrayInput) -> ChatCall:
         defaults = self.config.fracture
@@ -247,26 +295,31 @@ class Pipeline:
             fracture_text=findings.fracture.text if findings.fracture else None,
             risk_text=findings.assessment.risk_level.text,
             indication=request.xray.text.strip(),
+            assessed=findings.assessed,
         )
         return report_call(self.report.model, self.clinical, facts, sampling)
 
-    def _completed(self, run: _Run, findings: Findings, report: _Report) -> Completed:
+    async def _completed(self, run: _Run, findings: Findings, report: _Report) -> Completed:
         language = run.request.language
-        text = report.text if report.available else self.clinical.text("report_unavailable", language)
+        text = report.narrative if report.available else self.clinical.text("report_unavailable", language)
         return Completed(
-            result=self._result(run, findings, report.available),
+            result=await self._result(run, findings, report),
             report=text,
             usage=run.usage,
             finish_reason=report.finish_reason,
             report_error=report.error,
         )
 
-    def _findings(self, run: _Run, findings: Findings, timings: dict[str, StageTiming]) -> CxrFindings:
-        language = run.request.language
-        a = findings.assessment
+    def _disclaimer(self, language: Language) -> str:
+        """The notice that the models are stand-ins goes only when every model's card says `clinical_use: true`."""
         disclaimer = self.clinical.text("disclaimer", language)
         if not all(m.clinical_use for m in self.models):
             disclaimer += " " + self.clinical.text("stand_in_notice", language)
+        return disclaimer
+
+    def _findings(self, run: _Run, findings: Findings, timings: dict[str, StageTiming]) -> CxrFindings:
+        language = run.request.language
+        a = findings.assessment
         source = run.request.xray.source
         return CxrFindings(
             language=language,
@@ -276,20 +329,24 @@ class Pipeline:
             risk_level=CodedText(code=a.risk_level.code, text=a.risk_level.text),
             confidence_interpretation=CodedText(code=a.confidence_interpretation.code, text=a.confidence_interpretation.text),
             recommendations=a.recommendations,
+            assessments=[FindingAssessment(**dataclasses.asdict(assessed)) for assessed in findings.assessed],
             timings_ms=dict(timings),
             warnings=list(run.warnings),
-            disclaimer=disclaimer,
+            disclaimer=self._disclaimer(language),
         )
 
-    def _result(self, run: _Run, findings: Findings, report_available: bool) -> CxrResult:
+    async def _result(self, run: _Run, findings: Findings, report: _Report) -> CxrResult:
         timings = run.clock.total()
-        status = "complete" if report_available and findings.fracture is not None else "partial"
+        status = "complete" if report.available and findings.fracture is not None else "partial"
         self.metrics.pipeline_status.labels(status).inc()
         for stage, timing in timings.items():
             self.metrics.stage_seconds.labels(stage).observe(timing.duration_ms / 1000)
+        engines = await self.engines.get()
         return CxrResult(
             **self._findings(run, findings, timings).model_dump(),
             status=status,
-            report_available=report_available,
+            report_available=report.available,
+            structured_report=report.structured,
             models=self.models,
+            provenance=provenance(self.clinical, self.models, engines, run.request.language),
         )

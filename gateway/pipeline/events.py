@@ -2,7 +2,7 @@
 
     FindingsReady    stage one is done (classifier ∥ ChexFract, rules applied): the first byte may go out,
                      and it may carry stage one's findings
-    ReportDelta*     report text, as the report model writes it
+    ReportDelta?     the narrative report, once the report model's JSON has validated (none when it did not)
     Completed        the merged result, usage and finish reason; a report failure is carried, typed
 
 The non-streamed route collects them; the streamed route encodes each as it comes.

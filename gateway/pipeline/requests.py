@@ -10,7 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from gateway.backends.calls import ChatCall, Sampling
-from gateway.clinical import ClinicalContent, Language
+from gateway.clinical import ClinicalContent, Language, structured
+from gateway.clinical.abstention import Assessed
+from gateway.clinical.structured import REPORT_STATUS
 from gateway.protocol import ClassificationResult
 
 
@@ -29,10 +31,11 @@ class ReportFacts:
     fracture_text: str | None
     risk_text: str
     indication: str
+    assessed: list[Assessed]
 
 
 def report_call(model: str, clinical: ClinicalContent, facts: ReportFacts, sampling: Sampling) -> ChatCall:
-    """What the report model gets: the findings put into prompts/report.<language>.md."""
+    """What the report model gets: the findings put into prompts/report.<language>.md, and the schema to answer in."""
     language = facts.language
     probabilities = facts.classification.probabilities
     prompt = clinical.report_prompts[language].format(
@@ -46,5 +49,9 @@ def report_call(model: str, clinical: ClinicalContent, facts: ReportFacts, sampl
         else clinical.placeholder("fracture_unavailable", language),
         indication=facts.indication or clinical.placeholder("indication_missing", language),
         date=dt.date.today().isoformat(),
+        assessments="\n".join(
+            f"- {a.finding}: {REPORT_STATUS[a.state]} ({a.reason})" for a in facts.assessed if a.state in REPORT_STATUS
+        ),
     )
-    return ChatCall(model, [{"role": "user", "content": prompt}], sampling)
+    schema = structured.response_format(structured.expected(facts.assessed))
+    return ChatCall(model, [{"role": "user", "content": prompt}], sampling, schema)

@@ -12,14 +12,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from gateway.catalog import Route
+from gateway import fhir
+from gateway.audit import AuditNote
+from gateway.catalog import Route, audited
 from gateway.clinical import LANGUAGES, Language
 from gateway.dependencies import Gateway, GatewayDep
 from gateway.errors import InvalidRequest, ModelNotFound, UnsupportedParameter
 from gateway.images import load_xray
 from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline import PipelineRequest, ReportOptions
-from gateway.pipeline.events import FindingsReady
+from gateway.pipeline.events import Completed, FindingsReady
 from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
 from gateway.routes.streaming import completion, encode_stream
@@ -58,7 +60,7 @@ def refuse_unsupported(chat: ChatRequest) -> None:
         (
             "response_format",
             chat.response_format is not None and chat.response_format.type == "json_schema",
-            "json_schema is not supported; use json_object for the cxr object and report as JSON",
+            "the report is always schema-locked (cxr.structured_report); use json_object for the cxr object and report as JSON",
         ),
     ]
     checks += [(name, True, "unknown parameter") for name in (chat.model_extra or {}) if name not in _ACCEPTED_EXTRA]
@@ -86,6 +88,7 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     if route is None:
         known = ", ".join(gateway.catalog.routes)
         raise ModelNotFound(f"model {chat.model!r} does not exist; available: {known}", param="model")
+    request.state.audit = AuditNote(models=audited(gateway.catalog.served(chat.model, route)))
     if route is Route.PASSTHROUGH:
         relayed = await gateway.chat_backends[chat.model].relay(body, "application/json")
         return StreamingResponse(relayed.body, status_code=relayed.status, media_type=relayed.content_type)
@@ -107,16 +110,28 @@ async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Re
     requested = chat.language or (chat.metadata or {}).get("language")
     language = check_language(requested, gateway.settings.default_language)
     options = report_options(chat, gateway.settings.report_max_tokens_limit)
+    subject = fhir.Subject.checked(**chat.fhir.model_dump()) if chat.fhir is not None else None
     xray = await load_xray(chat, gateway.image_policy)
+    note: AuditNote = request.state.audit
+    note.study_uid = xray.source.study_instance_uid if xray.source is not None else None
     run = PipelineRequest(xray=xray, language=language, report=options)
+
+    def finished(done: Completed) -> dict[str, Any] | None:
+        """The audit outcome, and the FHIR Bundle when the request asked for one."""
+        note.outcome = done.result.status
+        return fhir.bundle(done.result, done.report, subject) if subject is not None else None
+
     if chat.stream:
         events = gateway.pipeline.events(run)
         first = await unless_disconnected(request, anext(events))  # stage one: its errors still get their own status
         assert isinstance(first, FindingsReady), "the pipeline's first event is always FindingsReady"
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        return StreamingResponse(encode_stream(first, events, chat.model, include_usage), media_type="text/event-stream")
+        stream = encode_stream(first, events, chat.model, include_usage, finished)
+        return StreamingResponse(stream, media_type="text/event-stream")
     done = await unless_disconnected(request, gateway.pipeline.collect(run))
     wants_json = chat.response_format is not None and chat.response_format.type == "json_object"
     payload: dict[str, Any] = {**done.result.model_dump(mode="json"), "report": done.report}
     content = json.dumps(payload, ensure_ascii=False) if wants_json else done.report
-    return JSONResponse(completion(chat.model, done, content).model_dump(mode="json"))
+    answer = completion(chat.model, done, content)
+    answer.fhir = finished(done)
+    return JSONResponse(answer.model_dump(mode="json"))

@@ -1,4 +1,4 @@
-"""GET /v1/models: every model name the gateway routes, with its clinical-use label."""
+"""GET /v1/models: every model name the gateway routes, with its clinical-use label and licence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from gateway.catalog import Route
 from gateway.dependencies import GatewayDep
-from gateway.protocol import ModelCardOut, ModelList
+from gateway.protocol import ModelCardOut, ModelInfo, ModelList
 
 router = APIRouter()
 
@@ -18,9 +18,29 @@ async def list_models(gateway: GatewayDep) -> ModelList:
     cards = []
     for name, route in gateway.catalog.routes.items():
         if route is Route.PIPELINE:
-            clinical = all(i.clinical_use for i in infos.values())
-            description = "X-ray pipeline: classifier and ChexFract in parallel, then the report model"
-        else:
-            clinical, description = by_name[name].clinical_use, by_name[name].description
-        cards.append(ModelCardOut(id=name, route=route.value, clinical_use=clinical, description=description))
+            cards.append(_pipeline_card(name, list(infos.values())))
+            continue
+        info = by_name[name]
+        cards.append(
+            ModelCardOut(
+                id=name,
+                route=route.value,
+                clinical_use=info.clinical_use,
+                description=info.description,
+                licence=info.licence,
+                commercial_use=info.commercial_use,
+            )
+        )
     return ModelList(data=cards)
+
+
+def _pipeline_card(name: str, infos: list[ModelInfo]) -> ModelCardOut:
+    """The pipeline is as cleared, and as licensed, as the least of its models."""
+    return ModelCardOut(
+        id=name,
+        route=Route.PIPELINE.value,
+        clinical_use=all(i.clinical_use for i in infos),
+        description="X-ray pipeline: classifier and ChexFract in parallel, then the report model",
+        licence="; ".join(f"{i.name}: {i.licence or 'unknown (no model card)'}" for i in infos),
+        commercial_use=all(i.commercial_use for i in infos),
+    )

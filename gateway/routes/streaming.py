@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.errors import GatewayError, error_body
 from gateway.pipeline.events import Completed, FindingsReady, PipelineEvent, ReportDelta
@@ -56,18 +57,33 @@ class ChunkFactory:
         cxr: CxrResult | None = None,
         usage: Usage | None = None,
         findings: CxrFindings | None = None,
+        bundle: dict[str, Any] | None = None,
     ) -> str:
         choices = [] if usage is not None else [ChunkChoice(delta=delta, finish_reason=finish)]
         payload = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, cxr=cxr, usage=usage, cxr_findings=findings
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            cxr=cxr,
+            usage=usage,
+            cxr_findings=findings,
+            fhir=bundle,
         )
         return sse(payload.model_dump_json(exclude_none=True))
 
 
 async def encode_stream(
-    first: FindingsReady, events: AsyncIterator[PipelineEvent], model: str, include_usage: bool
+    first: FindingsReady,
+    events: AsyncIterator[PipelineEvent],
+    model: str,
+    include_usage: bool,
+    finished: Callable[[Completed], dict[str, Any] | None],
 ) -> AsyncIterator[str]:
-    """Everything after stage one: the role chunk with `cxr_findings`, report deltas, the final chunk with `cxr`, [DONE]."""
+    """Everything after stage one: the role chunk with `cxr_findings`, report deltas, the final chunk with `cxr`, [DONE].
+
+    `finished` sees the Completed event and returns the FHIR Bundle for the final chunk, if one was asked for.
+    """
     chunks = ChunkFactory(model)
     yield chunks.chunk(Delta(role="assistant", content=""), findings=first.findings)
     wrote_text = False
@@ -77,7 +93,7 @@ async def encode_stream(
                 wrote_text = True
                 yield chunks.chunk(Delta(content=event.text))
             elif isinstance(event, Completed):
-                for line in _final(chunks, event, wrote_text, include_usage):
+                for line in _final(chunks, event, wrote_text, include_usage, finished(event)):
                     yield line
     except Exception as error:  # a bug, not a backend: still end the stream properly, and log it
         log.exception("stream failed", exc_info=error)
@@ -85,11 +101,13 @@ async def encode_stream(
     yield DONE
 
 
-def _final(chunks: ChunkFactory, event: Completed, wrote_text: bool, include_usage: bool) -> list[str]:
+def _final(
+    chunks: ChunkFactory, event: Completed, wrote_text: bool, include_usage: bool, bundle: dict[str, Any] | None
+) -> list[str]:
     lines = []
     if not wrote_text:  # nothing streamed: the "report unavailable" text, so the content is never empty
         lines.append(chunks.chunk(Delta(content=event.report)))
-    lines.append(chunks.chunk(Delta(), finish=event.finish_reason, cxr=event.result))
+    lines.append(chunks.chunk(Delta(), finish=event.finish_reason, cxr=event.result, bundle=bundle))
     if include_usage:
         lines.append(chunks.chunk(Delta(), usage=event.usage))
     if event.report_error is not None:

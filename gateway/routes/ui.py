@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from gateway.audit import AuditNote
 from gateway.clinical import LANGUAGES
 from gateway.dependencies import GatewayDep, require_api_key
 from gateway.errors import RouteNotFound
@@ -76,7 +77,10 @@ async def config(gateway: GatewayDep) -> Response:
 @router.post("/ui/preview", dependencies=[Depends(require_api_key)])
 async def preview(request: Request, gateway: GatewayDep) -> Response:
     """The X-ray as the models see it (a DICOM rendered with its VOI and polarity), for the page; nothing is kept."""
+    note = AuditNote(models=[])  # no model runs: the record says who looked at which study
+    request.state.audit = note
     xray = await load_upload(await request.body(), gateway.image_policy)
+    note.study_uid = xray.source.study_instance_uid if xray.source is not None else None
     return Response(xray.image, media_type=xray.mime, headers=PAGE_HEADERS)
 
 

@@ -98,6 +98,8 @@ def gateway_env(
         env[f"GATEWAY_{name.upper()}_URL"] = f"http://{backend_host(name)}:{role.port}"
         env[f"GATEWAY_{name.upper()}_MODEL"] = role.served_name
         env[f"GATEWAY_{name.upper()}_MODEL_DIR"] = location.rsplit("/", 1)[0] if location.endswith(".onnx") else location
+        if role.card is not None:
+            env[f"GATEWAY_{name.upper()}_MODEL_CARD"] = str(root / role.card)
     for name, sampling in stack.sampling.items():
         for key, value in sampling.model_dump(exclude_none=True).items():
             env[f"GATEWAY_{name.upper()}_{key.upper()}"] = str(value)

@@ -37,6 +37,8 @@ class RoleConfig(_Strict):
     port: int = Field(ge=1, le=65535)
     args: dict[str, Any] = {}
     env: dict[str, str] = {}
+    # The model card, for a model whose folder has none (a hub id): a file under deploy/model-cards/.
+    card: str | None = None
 
     def is_local(self) -> bool:
         return self.model.startswith(("models/", "./", "/"))

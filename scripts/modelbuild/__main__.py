@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scripts.modelbuild import packages
+from services.contract import modelcard
 from services.contract.paths import REPO_ROOT
 
 
@@ -54,10 +55,24 @@ STEPS: list[tuple[str, str, Callable[[Path, Path], None]]] = [
 ]
 
 
+def _is_current(out: Path) -> bool:
+    """Built, and its model card (where the step writes one) is readable by this version of the card schema."""
+    if not out.is_dir():
+        return False
+    try:
+        if (out / modelcard.CARD_FILE).exists():
+            modelcard.read(out)
+    except ValueError:
+        print(f"[setup] {out / modelcard.CARD_FILE} is from an older set-up: rebuilding {out.name}")
+        return False
+    return True
+
+
 def run_step(name: str, out: Path, builder: Callable[[Path, Path], None], models: Path) -> None:
-    if out.is_dir():
+    if _is_current(out):
         print(f"[setup] {name}: present in {out}, skipped")
         return
+    shutil.rmtree(out, ignore_errors=True)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

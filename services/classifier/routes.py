@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+import onnxruntime as ort
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.formparsers import MultiPartException
@@ -83,6 +84,7 @@ async def model_metadata(service: KnownModel) -> protocol.ModelMetadataResponse:
         ],
         parameters={
             "provider": model.provider,
+            "runtime": f"onnxruntime {ort.__version__}",
             "sha256": model.sha256,
             "classes": list(model.metadata.classes),
             "output": model.metadata.output,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 CARD_FILE = "model_card.json"
 STAND_IN_NOTICE = (
@@ -25,7 +25,20 @@ class Source(BaseModel):
     file: str
 
 
+class PublishedMetric(BaseModel):
+    """A performance figure as its publisher states it, with where it comes from; never measured here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str  # e.g. fracture_recall, fracture_precision, val_accuracy
+    value: float = Field(ge=0, le=1)
+    source: str  # who published it, and for which model (a stand-in names the model it stands in for)
+
+
 class ModelCard(BaseModel):
+    """One model's label. `clinical_use: true` is an operator's statement that the model is validated
+    for clinical use at this site (README, "Model cards"); only then may an answer drop the stand-in notice."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -35,12 +48,20 @@ class ModelCard(BaseModel):
     stand_in: bool
     source: list[Source]
     licence: str
+    commercial_use: bool  # whether the licence allows commercial use; unknown counts as no
+    performance: list[PublishedMetric]
+    limits: list[str]
     weights_sha256: dict[str, str]
     built_by: str
 
+    def metric(self, name: str) -> PublishedMetric | None:
+        return next((m for m in self.performance if m.metric == name), None)
+
     @property
-    def sha256(self) -> str:
-        """The weights file's digest, or for several files one digest over theirs in file order."""
+    def sha256(self) -> str | None:
+        """The weights file's digest, or for several files one digest over theirs in file order; None when not filled in."""
+        if not self.weights_sha256:
+            return None
         if len(self.weights_sha256) == 1:
             return next(iter(self.weights_sha256.values()))
         joined = "".join(f"{name}:{digest}\n" for name, digest in sorted(self.weights_sha256.items()))
@@ -64,7 +85,11 @@ def write(folder: Path, card: ModelCard) -> None:
 
 
 def read(folder: Path) -> ModelCard:
-    return ModelCard.model_validate_json((folder / CARD_FILE).read_text())
+    return read_file(folder / CARD_FILE)
+
+
+def read_file(path: Path) -> ModelCard:
+    return ModelCard.model_validate_json(path.read_text())
 
 
 def verify(folder: Path) -> ModelCard:

@@ -8,6 +8,7 @@ after its first token, and slots given back when a client leaves half-way.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,12 +17,14 @@ from gateway.backends.base import ConcurrencyLimit
 from gateway.backends.calls import ChatCall
 from gateway.backends.openai_compatible import ChatAnswer, StreamPiece
 from gateway.clinical import load
-from gateway.errors import BackendFailed, BackendSaturated
+from gateway.clinical.abstention import PublishedFigures
+from gateway.errors import BackendFailed, BackendSaturated, ReportInvalid
 from gateway.images import XrayInput
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline, PipelineConfig, PipelineRequest
 from gateway.pipeline.events import Completed, FindingsReady, ReportDelta
 from gateway.protocol import ClassificationResult, Usage
+from gateway.provenance import EngineVersions
 from gateway.settings import SamplingDefaults
 
 XRAY = XrayInput(image=b"jpeg bytes", mime="image/jpeg", text="")
@@ -57,13 +60,28 @@ class Fracture:
         return ChatAnswer("No fracture is seen.", Usage(prompt_tokens=200, completion_tokens=5, total_tokens=205), "stop")
 
 
+# What a report model held to the request's schema writes for the stand-in findings below, in pieces.
+VALID_REPORT = json.dumps(
+    {
+        "findings": [
+            {"finding": "pneumonia", "status": "present", "evidence": "PNEUMONIA at 95%."},
+            {"finding": "fracture", "status": "uncertain", "evidence": "No fracture is seen."},
+        ],
+        "impression": "Findings suggest pneumonia.",
+        "recommendations": ["Clinical correlation."],
+    }
+)
+PIECES = [VALID_REPORT[:20], VALID_REPORT[20:90], VALID_REPORT[90:]]
+
+
 class Report:
     model = "report-llm"
 
-    def __init__(self, pieces: list[str], fail_after: int | None = None, limit: int = 4) -> None:
+    def __init__(self, pieces: list[str], fail_after: int | None = None, limit: int = 4, finish_reason: str = "stop") -> None:
         self.limit = ConcurrencyLimit("report", limit)
         self.pieces = pieces
         self.fail_after = fail_after
+        self.finish_reason = finish_reason
         self.calls: list[ChatCall] = []
 
     async def stream(self, call: ChatCall) -> AsyncIterator[StreamPiece]:
@@ -72,7 +90,8 @@ class Report:
             if index == self.fail_after:
                 raise BackendFailed("report", "broke off: connection reset")
             yield StreamPiece(text=text)
-        yield StreamPiece(finish_reason="length", usage=Usage(prompt_tokens=300, completion_tokens=3, total_tokens=303))
+        usage = Usage(prompt_tokens=300, completion_tokens=3, total_tokens=303)
+        yield StreamPiece(finish_reason=self.finish_reason, usage=usage)  # type: ignore[arg-type]
 
 
 def pipeline(classifier: Classifier, fracture: Fracture, report: Report) -> Pipeline:
@@ -80,31 +99,55 @@ def pipeline(classifier: Classifier, fracture: Fracture, report: Report) -> Pipe
         fracture=SamplingDefaults(temperature=0.3, top_p=0.9, max_tokens=24),
         report=SamplingDefaults(temperature=0.0, top_p=1.0, max_tokens=64),
     )
-    return Pipeline(classifier, fracture, report, load(), [], config, GatewayMetrics())  # type: ignore[arg-type]
+    figures = PublishedFigures(classifier_accuracy=None, fracture_recall=0.487, fracture_precision=None)
+    return Pipeline(classifier, fracture, report, load(), [], figures, EngineVersions({}), config, GatewayMetrics())  # type: ignore[arg-type]
 
 
 async def events(p: Pipeline) -> list[object]:
     return [event async for event in p.events(PipelineRequest(xray=XRAY, language="en"))]
 
 
-async def test_events_come_in_order_with_summed_usage_and_the_report_finish_reason():
-    report = Report(["The ", "lungs ", "..."])
+async def test_events_come_in_order_with_summed_usage_and_the_validated_report():
+    report = Report(PIECES)
     got = await events(pipeline(Classifier(), Fracture(), report))
     assert isinstance(got[0], FindingsReady)
-    assert [e.text for e in got[1:-1] if isinstance(e, ReportDelta)] == ["The ", "lungs ", "..."]
+    [delta] = [e for e in got[1:-1] if isinstance(e, ReportDelta)]  # the narrative, once, after validation
     done = got[-1]
     assert isinstance(done, Completed) and done.report_error is None
-    assert done.report == "The lungs ..." and done.finish_reason == "length"
+    assert done.report == delta.text and "Findings suggest pneumonia." in done.report
+    assert "- Not detected by the fracture model (limited sensitivity): No fracture is seen." in done.report
+    assert done.result.structured_report is not None and done.result.structured_report.impression == "Findings suggest pneumonia."
     assert done.usage == Usage(prompt_tokens=500, completion_tokens=8, total_tokens=508)
     assert done.result.status == "complete" and done.result.warnings == []
+    schema = report.calls[0].response_format["json_schema"]["schema"]  # type: ignore[index]
+    statuses = [item["properties"]["status"]["const"] for item in schema["properties"]["findings"]["prefixItems"]]
+    assert statuses == ["present", "uncertain"]  # the fracture model described none: never "absent"
     findings = got[0].findings  # stage one, before any report token: the same facts the final result carries
     assert findings.classification == done.result.classification and findings.fracture == done.result.fracture
     assert findings.risk_level == done.result.risk_level and set(findings.timings_ms) == {"classifier", "fracture"}
     assert report.calls[0].sampling.max_tokens == 64 and report.calls[0].sampling.temperature == 0.0
 
 
+@pytest.mark.parametrize(
+    ("pieces", "finish", "reason"),
+    [
+        (["The lungs are clear."], "stop", "not a valid structured report"),  # a server that ignored the schema
+        (PIECES[:2], "length", "cut at its token budget"),
+        ([VALID_REPORT.replace('"present"', '"absent"')], "stop", "differ from the findings given"),
+    ],
+)
+async def test_a_report_that_does_not_validate_is_withheld(pieces, finish, reason):
+    got = await events(pipeline(Classifier(), Fracture(), Report(pieces, finish_reason=finish)))
+    done = got[-1]
+    assert not [e for e in got if isinstance(e, ReportDelta)]
+    assert isinstance(done, Completed) and isinstance(done.report_error, ReportInvalid)
+    assert done.result.status == "partial" and done.result.structured_report is None
+    assert reason in done.result.warnings[0].message and done.result.warnings[0].stage == "report"
+    assert done.report == load().text("report_unavailable", "en")
+
+
 async def test_a_report_failing_after_its_first_token_is_a_typed_partial_result():
-    done = (await events(pipeline(Classifier(), Fracture(), Report(["The ", "lungs"], fail_after=1))))[-1]
+    done = (await events(pipeline(Classifier(), Fracture(), Report(PIECES, fail_after=1))))[-1]
     assert isinstance(done, Completed) and isinstance(done.report_error, BackendFailed)
     assert done.result.status == "partial" and done.result.report_available is False
     assert [(w.stage, w.message) for w in done.result.warnings] == [

@@ -6,6 +6,8 @@ stage named), then an OpenAI-style error event, then [DONE]. Never a cut stream.
 """
 
 import json
+import re
+import time
 
 import httpx
 import openai
@@ -15,11 +17,10 @@ from tests.conftest import data_uri, free_port
 from tests.proxy import CuttableProxy
 
 
-def stream_body(image: bytes, max_tokens: int = 48) -> dict:
+def stream_body(image: bytes) -> dict:
     return {
         "model": "cxr-report",
         "stream": True,
-        "max_completion_tokens": max_tokens,
         "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_uri(image)}}]}],
     }
 
@@ -45,23 +46,33 @@ def xray(sample_images) -> bytes:
     return sample_images["person1946_bacteria_4874.jpeg"]
 
 
-def first_report_token(lines) -> list[str]:
-    """Read a stream until the report model's first token has arrived."""
+def report_running(stack) -> bool:
+    metrics = httpx.get(f"{stack.url('report')}/metrics", timeout=10).text
+    running = re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", metrics, re.MULTILINE)
+    return sum(float(value) for value in running) >= 1
+
+
+def until_the_report_is_written(stack, lines) -> list[str]:
+    """Read a stream's first chunk (stage one's findings), then wait until the report model is generating."""
     read = []
     for line in lines:
         read.append(line)
-        if '"content":"' in line and '"content":""' not in line:
-            return read
-    raise AssertionError(f"the stream ended before any report token: {read}")
+        if "cxr_findings" in line:
+            break
+    deadline = time.monotonic() + 30
+    while not report_running(stack):
+        assert time.monotonic() < deadline, f"the report model never started: {read}"
+        time.sleep(0.1)
+    return read
 
 
-def test_saturated_report_backend_is_429_before_the_first_byte(start_gateway, xray):
+def test_saturated_report_backend_is_429_before_the_first_byte(start_gateway, stack, xray):
     gateway = start_gateway(GATEWAY_REPORT_MAX_CONCURRENCY="1")
     client = httpx.Client(base_url=gateway.url, timeout=300)
-    with client, client.stream("POST", "/v1/chat/completions", json=stream_body(xray, 400)) as holding:
+    with client, client.stream("POST", "/v1/chat/completions", json=stream_body(xray)) as holding:
         assert holding.status_code == 200
         lines = holding.iter_lines()  # kept referenced: a dropped iterator closes the connection
-        first_report_token(lines)  # the first request holds the report slot while it streams
+        until_the_report_is_written(stack, lines)  # the first request holds the report slot while it streams
         refused = client.post("/v1/chat/completions", json=stream_body(xray))
     assert refused.status_code == 429, refused.text
     assert refused.headers["retry-after"] == "1" and refused.headers["content-type"] == "application/json"
@@ -86,9 +97,9 @@ def test_report_backend_dying_mid_stream_ends_the_stream_with_an_error_event(sta
     proxy = CuttableProxy(free_port(), stack.roles["report"].port)
     try:
         gateway = start_gateway(GATEWAY_REPORT_URL=proxy.url)
-        with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray, 400), timeout=300) as response:
+        with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray), timeout=300) as response:
             lines = response.iter_lines()
-            received = first_report_token(lines)
+            received = until_the_report_is_written(stack, lines)
             proxy.cut()  # the report backend's host goes away mid-stream
             received += list(lines)
         payloads = sse_payloads(received)

@@ -24,6 +24,8 @@ def test_vllm_accepts_every_profiles_arguments(parser, profile, role):
     assert parsed.served_model_name == [role_config.served_name]
     for key, value in role_config.args.items():
         parsed_value = getattr(parsed, key.replace("-", "_"))
+        if isinstance(value, dict) and not isinstance(parsed_value, dict):  # a config object: compare its fields
+            parsed_value = {name: getattr(parsed_value, name) for name in value}
         assert parsed_value == value or str(parsed_value) == str(value), f"--{key}"
 
 

@@ -1,0 +1,28 @@
+"""The narrative `content`, rendered from a validated structured report in the request's language.
+
+Each finding's line starts with the gateway's own statement (rules.yaml's
+abstention wording), so the narrative never says more than the state allows;
+the report model's evidence sentence follows it.
+"""
+
+from __future__ import annotations
+
+from gateway.clinical import ClinicalContent, Language
+from gateway.clinical.abstention import Assessed
+from gateway.clinical.structured import StructuredReport
+
+
+def render(
+    content: ClinicalContent, report: StructuredReport, assessed: list[Assessed], language: Language, disclaimer: str
+) -> str:
+    headings = content.rules.narrative
+    statements = {a.finding: a.statement for a in assessed}
+    lines = [f"## {headings.title.get(language)}", "", f"**{headings.findings.get(language)}**"]
+    lines += [f"- {statements[f.finding]}: {f.evidence}" for f in report.findings]
+    lines += [f"- {a.statement}: {a.reason}" for a in assessed if a.state == "unavailable"]
+    lines += ["", f"**{headings.impression.get(language)}**", report.impression]
+    if report.recommendations:
+        lines += ["", f"**{headings.recommendations.get(language)}**"]
+        lines += [f"- {item}" for item in report.recommendations]
+    lines += ["", f"*{disclaimer}*"]
+    return "\n".join(lines)
