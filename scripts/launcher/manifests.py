@@ -39,8 +39,14 @@ def vllm_container_args(stack: StackConfig, role: str) -> list[str]:
     return vllm_server_args(stack.roles[role], host="0.0.0.0", root=Path(_root(stack)))
 
 
+# The audit trail outlives containers: a volume, never the image's (read-only, non-root) /app.
+AUDIT_MOUNT = "/var/lib/cxr-serve/audit"
+GATEWAY_UID = 10001  # deploy/gateway.Dockerfile's user
+
+
 def gateway_container_env(stack: StackConfig) -> dict[str, str]:
-    return gateway_env(stack, host="0.0.0.0", root=Path(_root(stack)), backend_host=_service_host)
+    env = gateway_env(stack, host="0.0.0.0", root=Path(_root(stack)), backend_host=_service_host)
+    return {**env, "GATEWAY_AUDIT_DIR": AUDIT_MOUNT}
 
 
 def _vllm_env(stack: StackConfig, role: RoleConfig) -> dict[str, str]:
@@ -123,7 +129,7 @@ def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
         "environment": gateway_container_env(stack),
         # API keys (GATEWAY_API_KEYS=...) live in this file, which is never committed.
         "env_file": [{"path": "gateway.env", "required": False}],
-        "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
+        "volumes": [f"../models:{_root(stack) / 'models'}:ro", f"audit:{AUDIT_MOUNT}"],
         "ports": [f"{port}:{port}"],  # the only published port
         "depends_on": {SERVICE_NAMES[role]: {"condition": "service_healthy"} for role in stack.roles},
         "healthcheck": {"test": _health_command(port, "/health"), "interval": "10s", "retries": 3},
@@ -148,6 +154,7 @@ def compose(stack: StackConfig) -> dict[str, Any]:
         "name": f"cxr-serve-{stack.profile}",
         "services": services,
         "networks": {"backend": {"internal": True}, "frontend": {}},
+        "volumes": {"audit": {}},  # the gateway's audit trail (one writer: one gateway container)
     }
 
 
@@ -168,7 +175,12 @@ def _probe(port: int, path: str, initial_delay: int) -> dict[str, Any]:
     }
 
 
-def _deployment(name: str, container: dict[str, Any], volumes: list[dict], replicas: int = 1) -> dict[str, Any]:
+def _deployment(
+    name: str, container: dict[str, Any], volumes: list[dict], replicas: int = 1, fs_group: int | None = None
+) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [container], "volumes": volumes}
+    if fs_group is not None:  # a non-root container that writes to its volume
+        pod["securityContext"] = {"fsGroup": fs_group}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -178,7 +190,7 @@ def _deployment(name: str, container: dict[str, Any], volumes: list[dict], repli
             "selector": {"matchLabels": _labels(name)},
             "template": {
                 "metadata": {"labels": _labels(name)},
-                "spec": {"containers": [container], "volumes": volumes},
+                "spec": pod,
             },
         },
     }
@@ -249,14 +261,23 @@ def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
         "image": _image(stack, "gateway"),
         "envFrom": [{"configMapRef": {"name": "cxr-gateway"}}, {"secretRef": {"name": "cxr-gateway-keys", "optional": True}}],
         "ports": [{"containerPort": port, "name": "http"}],
+        # One hash chain per pod: each replica writes its own folder of the shared audit volume.
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "GATEWAY_AUDIT_DIR", "value": f"{AUDIT_MOUNT}/$(POD_NAME)"},
+        ],
         # /health, not /ready: a gateway whose ChexFract is down still serves (partial results, or
         # 503 naming the backend); taking it out of the Service would turn that into refused connections.
         "readinessProbe": _probe(port, "/health", 5),
         "livenessProbe": _probe(port, "/health", 10),
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-        "volumeMounts": [{"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True}],
+        "volumeMounts": [
+            {"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True},
+            {"name": "audit", "mountPath": AUDIT_MOUNT},
+        ],
     }
-    return _deployment("gateway", container, [_models_volume()], replicas=2)
+    audit = {"name": "audit", "persistentVolumeClaim": {"claimName": "cxr-audit"}}
+    return _deployment("gateway", container, [_models_volume(), audit], replicas=2, fs_group=GATEWAY_UID)
 
 
 def _service(name: str, port: int) -> dict[str, Any]:
@@ -319,12 +340,12 @@ def _backend_policy(stack: StackConfig) -> dict[str, Any]:
     }
 
 
-def _claim(name: str, size: str) -> dict[str, Any]:
+def _claim(name: str, size: str, access: str = "ReadOnlyMany") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": name},
-        "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": size}}},
+        "spec": {"accessModes": [access], "resources": {"requests": {"storage": size}}},
     }
 
 
@@ -335,7 +356,8 @@ def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
         "configmap-gateway.yaml": [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cxr-gateway"}, "data": gateway_container_env(stack)}
         ],
-        "storage.yaml": [_claim("cxr-models", "5Gi")] + ([_claim("cxr-hf-cache", "100Gi")] if stack.accelerator == "gpu" else []),
+        "storage.yaml": [_claim("cxr-models", "5Gi"), _claim("cxr-audit", "10Gi", "ReadWriteMany")]
+        + ([_claim("cxr-hf-cache", "100Gi")] if stack.accelerator == "gpu" else []),
         "networkpolicy.yaml": [_backend_policy(stack)],
         "gateway.yaml": [_k8s_gateway(stack), _service("gateway", stack.gateway.port), _hpa("gateway", 8), _pdb("gateway")],
         "classifier.yaml": [
