@@ -123,6 +123,9 @@ class GatewaySettings(BaseSettings):
     report_max_tokens: int = Field(ge=1, le=32768)
     report_max_tokens_limit: int = Field(ge=1, le=32768)
 
+    # A streamed cxr-report sends an SSE comment this often while its report is written (sent once validated).
+    stream_keepalive_s: float = Field(default=10.0, gt=0)
+
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # DICOM input: the modalities and body parts analysed (comma-separated; an empty body-part list

@@ -126,7 +126,7 @@ async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Re
         first = await unless_disconnected(request, anext(events))  # stage one: its errors still get their own status
         assert isinstance(first, FindingsReady), "the pipeline's first event is always FindingsReady"
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        stream = encode_stream(first, events, chat.model, include_usage, finished)
+        stream = encode_stream(first, events, chat.model, include_usage, finished, gateway.settings.stream_keepalive_s)
         return StreamingResponse(stream, media_type="text/event-stream")
     done = await unless_disconnected(request, gateway.pipeline.collect(run))
     wants_json = chat.response_format is not None and chat.response_format.type == "json_object"

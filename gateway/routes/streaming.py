@@ -9,6 +9,7 @@ raises instead of presenting a cut report as a whole one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -34,6 +35,7 @@ from gateway.protocol import (
 
 log = logging.getLogger("gateway")
 DONE = "data: [DONE]\n\n"
+KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: no event, but bytes on the wire
 
 
 def sse(payload: str) -> str:
@@ -79,17 +81,22 @@ async def encode_stream(
     model: str,
     include_usage: bool,
     finished: Callable[[Completed], dict[str, Any] | None],
+    keepalive_s: float,
 ) -> AsyncIterator[str]:
     """Everything after stage one: the role chunk with `cxr_findings`, report deltas, the final chunk with `cxr`, [DONE].
 
     `finished` sees the Completed event and returns the FHIR Bundle for the final chunk, if one was asked for.
+    While the report is written (it is sent once validated), an SSE comment goes out every `keepalive_s`
+    seconds, so a proxy with an idle timeout keeps the stream open; clients ignore comments.
     """
     chunks = ChunkFactory(model)
     yield chunks.chunk(Delta(role="assistant", content=""), findings=first.findings)
     wrote_text = False
     try:
-        async for event in events:
-            if isinstance(event, ReportDelta):
+        async for event in with_keepalive(events, keepalive_s):
+            if event is None:
+                yield KEEPALIVE
+            elif isinstance(event, ReportDelta):
                 wrote_text = True
                 yield chunks.chunk(Delta(content=event.text))
             elif isinstance(event, Completed):
@@ -99,6 +106,28 @@ async def encode_stream(
         log.exception("stream failed", exc_info=error)
         yield error_event(GatewayError("internal error in the gateway; see its log"))
     yield DONE
+
+
+async def with_keepalive(events: AsyncIterator[PipelineEvent], interval_s: float) -> AsyncIterator[PipelineEvent | None]:
+    """The pipeline's events, and None each time `interval_s` passes without one.
+
+    The pending step runs as its own task, so waiting with a timeout never cancels the pipeline; when the
+    client leaves, the step is cancelled and the pipeline's backend calls with it.
+    """
+    step: asyncio.Future[PipelineEvent] | None = None
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(events))
+            while not (await asyncio.wait({step}, timeout=interval_s))[0]:
+                yield None
+            try:
+                event = step.result()
+            except StopAsyncIteration:
+                return
+            yield event
+    finally:
+        if step is not None and not step.done():
+            step.cancel()
 
 
 def _final(

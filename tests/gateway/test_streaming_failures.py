@@ -108,3 +108,16 @@ def test_report_backend_dying_mid_stream_ends_the_stream_with_an_error_event(sta
         assert httpx.get(f"{gateway.url}/health").status_code == 200  # still serving
     finally:
         proxy.close()
+
+
+def test_sse_comments_keep_the_stream_alive_while_the_report_is_written(start_gateway, xray):
+    gateway = start_gateway(GATEWAY_STREAM_KEEPALIVE_S="0.5")
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray), timeout=300) as response:
+        lines = [line for line in response.iter_lines() if line]
+    first_data = next(i for i, line in enumerate(lines) if line.startswith("data: "))
+    report = next(i for i, line in enumerate(lines) if '"content":"## ' in line)
+    assert "cxr_findings" in lines[first_data]
+    assert ": keep-alive" in lines[first_data + 1 : report]  # bytes on the wire while the report is written
+    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
+    chunks = list(sdk.chat.completions.create(**stream_body(xray)))  # the SDK skips the comments
+    assert chunks[-1].model_extra["cxr"]["status"] == "complete"
