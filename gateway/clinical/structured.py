@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.clinical.abstention import Assessed, FindingName, FindingState
 
-ReportStatus = FindingState  # narrowed per request to one of present | absent | uncertain
+ReportStatus = Literal["present", "absent", "uncertain"]  # narrowed per request to the one stage one allows
 
 
 class _Strict(BaseModel):

@@ -20,17 +20,8 @@ async def list_models(gateway: GatewayDep) -> ModelList:
         if route is Route.PIPELINE:
             cards.append(_pipeline_card(name, list(infos.values())))
             continue
-        info = by_name[name]
-        cards.append(
-            ModelCardOut(
-                id=name,
-                route=route.value,
-                clinical_use=info.clinical_use,
-                description=info.description,
-                licence=info.licence,
-                commercial_use=info.commercial_use,
-            )
-        )
+        label = by_name[name].model_dump(include={"clinical_use", "description", "licence", "commercial_use"})
+        cards.append(ModelCardOut(id=name, route=route.value, **label))
     return ModelList(data=cards)
 
 
