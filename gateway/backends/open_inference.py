@@ -2,10 +2,11 @@
 
 The gateway preprocesses the image itself, as the model's metadata file
 describes (services.contract.images), and sends the tensor to
-`/v2/models/{name}/infer`: exactly what Triton Inference Server's ONNX backend
-accepts, so Triton can replace the worker with a URL change. The answer's raw
-outputs become a classification by the same function the worker uses
-(services.contract.classification).
+`/v2/models/{name}/infer` in the binary tensor data extension, asking for the
+output in binary too (services.contract.tensors): exactly what Triton Inference
+Server's ONNX backend accepts, so Triton can replace the worker with a URL
+change. The answer's raw outputs become a classification by the same function
+the worker uses (services.contract.classification).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 from concurrent.futures import Executor
-from typing import Any
 
 import httpx2
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from gateway.backends.base import ConcurrencyLimit, FailureTranslator, probe, raise_for_upstream
 from gateway.errors import BackendFailed, ImageRejected
 from gateway.protocol import ClassificationResult
-from services.contract import images
+from services.contract import images, tensors
 from services.contract.classification import classify_outputs
 from services.contract.classifier_model import ModelMetadata
 from services.contract.roles import Role
@@ -69,40 +69,34 @@ class ClassifierBackend:
             return None
         return runtime if isinstance(runtime, str) else None
 
-    def _infer_body(self, image: bytes) -> bytes:
-        """Decode, preprocess and JSON-encode one image: CPU work, run in the thread pool."""
-        tensor = images.prepare(image, self.metadata.input, self._max_image_pixels)
-        request = {
-            "inputs": [
-                {
-                    "name": self.metadata.input.name,
-                    "shape": [1, *tensor.shape],
-                    "datatype": "FP32",
-                    "data": tensor.ravel().tolist(),
-                }
-            ]
+    def _infer_request(self, image: bytes) -> tuple[bytes, dict[str, str]]:
+        """Decode and preprocess one image into a binary inference request: CPU work, run in the thread pool."""
+        tensor = images.prepare(image, self.metadata.input, self._max_image_pixels)[np.newaxis]
+        header = {
+            "inputs": [tensors.entry(self.metadata.input.name, tensor, binary=True)],
+            "outputs": [{"name": self.metadata.output_name, "parameters": {"binary_data": True}}],
         }
-        return json.dumps(request, separators=(",", ":")).encode()
+        return tensors.message(header, [tensor])
 
     async def classify(self, image: bytes) -> ClassificationResult:
         """Admission is the caller's (ConcurrencyLimit.slot); this is the call itself."""
         loop = asyncio.get_running_loop()
         try:
-            body = await loop.run_in_executor(self._pool, self._infer_body, image)
+            body, headers = await loop.run_in_executor(self._pool, self._infer_request, image)
         except images.ImageError as error:
             raise ImageRejected(str(error), param="messages") from None
         with self._failures.translate():
-            response = await self._http.post(
-                f"/v2/models/{self.model}/infer", content=body, headers={"content-type": "application/json"}
-            )
+            response = await self._http.post(f"/v2/models/{self.model}/infer", content=body, headers=headers)
             raise_for_upstream(self.name, response)
-            return self._result(response.json())
+            return self._result(response.content, response.headers.get(tensors.HEADER_LENGTH))
 
-    def _result(self, body: Any) -> ClassificationResult:
+    def _result(self, body: bytes, header_length: str | None) -> ClassificationResult:
+        """The classification from an answer in either form (binary asked for; JSON `data` accepted)."""
         try:
-            output = next(o for o in body["outputs"] if o["name"] == self.metadata.output_name)
-            raw = np.asarray(output["data"], dtype=np.float32).reshape(1, len(self.metadata.classes))
-        except (KeyError, StopIteration, ValueError, TypeError):
+            head, binary = tensors.split(body, header_length)
+            outputs = tensors.read(json.loads(head)["outputs"], binary)
+            raw = outputs[self.metadata.output_name].reshape(1, len(self.metadata.classes))
+        except (KeyError, ValueError, TypeError, AttributeError):  # TensorFormatError, JSONDecodeError: ValueErrors
             raise BackendFailed(self.name, "answer has no usable output tensor") from None
         (result,) = classify_outputs(raw, self.metadata)
         return ClassificationResult(

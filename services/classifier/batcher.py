@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class InferenceFailed(BatcherError):
 class _Job:
     rows: np.ndarray
     future: asyncio.Future[np.ndarray]
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class DynamicBatcher:
@@ -103,6 +104,16 @@ class DynamicBatcher:
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """Raw outputs for `rows` (a batch of one or more preprocessed images)."""
+        started = time.perf_counter()
+        try:
+            outputs = await self._queued(rows)
+        except BatcherError:
+            self._metrics.statistics.request_done(time.perf_counter() - started, ok=False)
+            raise
+        self._metrics.statistics.request_done(time.perf_counter() - started, ok=True)
+        return outputs
+
+    async def _queued(self, rows: np.ndarray) -> np.ndarray:
         if len(self._pending) >= self._max_queue:
             self._metrics.rejected.labels("queue_full").inc()
             raise QueueFull(retry_after_s=max(1, round(self._max_wait_s + self._timeout_s / 10)))
@@ -140,11 +151,10 @@ class DynamicBatcher:
         self._metrics.queue_depth.set(len(self._pending))
         return [job for job in jobs if not job.future.done()]
 
-    def _timed_run(self, batch: np.ndarray) -> np.ndarray:
+    def _timed_run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         outputs = self._run(batch)
-        self._metrics.record_run(len(batch), time.perf_counter() - started)
-        return outputs
+        return outputs, time.perf_counter() - started
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -153,13 +163,15 @@ class DynamicBatcher:
             if not jobs:
                 continue
             batch = np.concatenate([job.rows for job in jobs]) if len(jobs) > 1 else jobs[0].rows
+            started = time.perf_counter()
             try:
-                outputs = await loop.run_in_executor(self._executor, self._timed_run, batch)
+                outputs, seconds = await loop.run_in_executor(self._executor, self._timed_run, batch)
             except Exception as error:  # noqa: BLE001 - one bad batch must not stop the worker
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(InferenceFailed(f"ONNX Runtime failed: {error}"))
                 continue
+            self._metrics.record_run(len(batch), [started - job.queued_at for job in jobs], seconds)
             offsets = np.cumsum([len(job.rows) for job in jobs])[:-1]
             for job, result in zip(jobs, np.split(outputs, offsets), strict=True):
                 if not job.future.done():

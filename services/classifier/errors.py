@@ -7,15 +7,20 @@ decides what a client sees. Nothing here ever answers 500 for bad input.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from services.classifier.batcher import InferenceFailed, InferenceTimeout, QueueFull
 from services.classifier.service import TensorError
 from services.contract.asgi import BodyTooLarge
 from services.contract.images import ImageError
+from services.contract.tensors import TensorFormatError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,7 @@ class BadRequest(ValueError):
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     ImageError: 400,  # includes ImageTooLarge: the pixel limit is a property of the image, not the body
     TensorError: 400,
+    TensorFormatError: 400,
     BadRequest: 400,
     UnknownModel: 404,
     BodyTooLarge: 413,
@@ -52,11 +58,22 @@ async def _domain_error(_request: Request, error: Exception) -> JSONResponse:
     return error_response(status, str(error), headers)
 
 
-async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    first = error.errors()[0]
+def _first_problem(problems: Sequence[Any]) -> str:
+    first = problems[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return error_response(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+    return f"invalid request: {where}: {first.get('msg', 'invalid')}"
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's request validation, and pydantic's where a route parses a body itself (the v2 infer header)."""
+    assert isinstance(error, RequestValidationError | ValidationError)
+    return error_response(400, _first_problem(error.errors()))
+
+
+async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own answers (no such route, wrong method) in the protocol's `{"error": ...}` shape."""
+    assert isinstance(error, HTTPException)
+    return error_response(error.status_code, str(error.detail), dict(error.headers or {}) or None)
 
 
 async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
@@ -68,4 +85,6 @@ def install(app: FastAPI) -> None:
     for kind in STATUS_BY_ERROR:
         app.add_exception_handler(kind, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.classifier.statistics import InferenceStatistics
+
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 64, 128)
 
 
 @dataclass
 class WorkerMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    statistics: InferenceStatistics = field(default_factory=InferenceStatistics)  # the Triton-shaped view
 
     def __post_init__(self) -> None:
         self.requests = Counter(
@@ -37,8 +40,9 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def record_run(self, rows: int, seconds: float) -> None:
+    def record_run(self, rows: int, waited_s: list[float], seconds: float) -> None:
         self.runs.inc()
         self.rows.inc(rows)
         self.batch_size.observe(rows)
         self.run_seconds.observe(seconds)
+        self.statistics.batch_ran(rows, waited_s, seconds)

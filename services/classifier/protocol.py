@@ -45,7 +45,8 @@ class RequestInput(ProtocolModel):
     name: str
     shape: list[int] = Field(max_length=8)
     datatype: str
-    data: list[float]
+    # Absent when the values follow the JSON header (`parameters.binary_data_size`; services/contract/tensors.py).
+    data: list[float] | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -58,14 +59,15 @@ class InferenceRequest(ProtocolModel):
     id: str | None = None
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1, max_length=1)
-    outputs: list[RequestOutput] | None = None
+    outputs: list[RequestOutput] | None = Field(default=None, max_length=1)  # the model has one output
 
 
 class ResponseOutput(ProtocolModel):
     name: str
     shape: list[int]
     datatype: Literal["FP32"]
-    data: list[float]
+    data: list[float] | None = None
+    parameters: dict[str, Any] | None = None
 
 
 class InferenceResponse(ProtocolModel):
@@ -73,6 +75,12 @@ class InferenceResponse(ProtocolModel):
     model_version: str | None = None
     id: str | None = None
     outputs: list[ResponseOutput]
+
+
+class RepositoryModel(ProtocolModel):
+    name: str
+    version: str
+    state: Literal["READY", "UNAVAILABLE"]
 
 
 class ModelInfo(ProtocolModel):

@@ -57,7 +57,8 @@ class ClassifierService:
     def _prepare(self, image: bytes) -> np.ndarray:
         return images.to_tensor(dicom.decode_xray(image, self._dicom), self.model.metadata.input)
 
-    def check_tensor(self, name: str, datatype: str, shape: list[int], data: list[float]) -> np.ndarray:
+    def check_tensor_spec(self, name: str, datatype: str, shape: list[int]) -> None:
+        """A v2 input's description against the model's, before any of its values are read."""
         spec = self.model.metadata.input
         expected = spec.shape(shape[0] if shape else 0)
         if name != spec.name:
@@ -66,9 +67,6 @@ class ClassifierService:
             raise TensorError(f"input {name!r} must be FP32, got {datatype}")
         if len(shape) != 4 or shape[0] < 1 or tuple(shape[1:]) != expected[1:]:
             raise TensorError(f"input {name!r} must have shape [N, {', '.join(map(str, expected[1:]))}], got {shape}")
-        if len(data) != int(np.prod(shape)):
-            raise TensorError(f"input {name!r}: shape {shape} needs {int(np.prod(shape))} values, got {len(data)}")
-        return np.asarray(data, dtype=np.float32).reshape(shape)
 
     async def infer(self, tensor: np.ndarray) -> np.ndarray:
         return await self.batcher.submit(tensor)
