@@ -1,6 +1,7 @@
 """`python -m scripts.launcher`: run the stack (`make run`) or print a role's launch arguments.
 
-run   [--profile cpu] [--only report,fracture]   start, wait for health, print READY, stop on Ctrl-C/SIGTERM
+run   [--profile cpu] [--only report,fracture]   start, wait for health, print READY, restart what dies,
+                                                  stop on Ctrl-C/SIGTERM/SIGHUP
 args  --profile gpu --role report                 the vLLM server arguments models.yaml gives that role
 """
 
@@ -10,7 +11,6 @@ import argparse
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 
 from scripts.launcher import config, supervisor
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with supervisor.running([backends, gateway], args.log_dir, args.timeout, _print_ready) as services:
             print(f"READY http://{_ready_host(gateway_command.env['GATEWAY_HOST'])}:{gateway_command.port}", flush=True)
-            _watch(services)
+            supervisor.supervise(services, args.log_dir, _report)
     except supervisor.LaunchError as error:
         print(f"cxr-serve: {error}", file=sys.stderr, flush=True)
         return 1
@@ -63,19 +63,8 @@ def _ready_host(bind_host: str) -> str:
     return "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
 
 
-def _watch(services: list[supervisor.RunningService]) -> None:
-    """Report a service that dies; the others keep serving (the gateway reports it as not ready)."""
-    reported: set[str] = set()
-    while True:
-        for service in services:
-            if service.process.poll() is not None and service.command.name not in reported:
-                reported.add(service.command.name)
-                print(
-                    f"cxr-serve: {service.command.name} exited with code {service.process.returncode}; see {service.log_path}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        time.sleep(1.0)
+def _report(event: str) -> None:
+    print(f"cxr-serve: {event}", file=sys.stderr, flush=True)
 
 
 def print_args(args: argparse.Namespace) -> int:

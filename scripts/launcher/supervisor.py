@@ -1,8 +1,11 @@
-"""Start a stack's services as child processes, wait until each is healthy, stop them all.
+"""Start a stack's services as child processes, wait until each is healthy, restart the ones that die, stop them all.
 
 Each child runs in its own process group, so stopping it also stops what it
 started (vLLM's engine core and workers): no orphans, and the ports are free
-for the next `make run` as soon as this returns.
+for the next `make run` as soon as this returns. A service that exits on its
+own is restarted (`RestartPolicy`) once what was left of its process group is
+killed: a vLLM API server killed by the OOM killer or by hand leaves its
+engine process behind holding gigabytes and the model, which must go first.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,6 +34,26 @@ class RunningService:
     command: ServiceCommand
     process: subprocess.Popen[bytes]
     log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0  # in a row: reset once the service has stayed up `RestartPolicy.stable_s`
+    healthy: bool = False
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Always restart, after 1, 2, 4 ... s up to `max_delay_s`; a service that stays up `stable_s` starts over at 1 s.
+
+    The backoff keeps a service that cannot start (a broken model folder, a
+    port taken by something else) from spinning the machine, while a one-off
+    crash is back within seconds plus the service's own start-up time.
+    """
+
+    first_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    stable_s: float = 120.0
+
+    def delay(self, restarts: int) -> float:
+        return min(self.max_delay_s, self.first_delay_s * 2**restarts)
 
 
 def check_port_free(command: ServiceCommand, host: str = "127.0.0.1") -> None:
@@ -50,10 +73,11 @@ def _log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def start(command: ServiceCommand, log_dir: Path) -> RunningService:
+def start(command: ServiceCommand, log_dir: Path, *, append: bool = False) -> RunningService:
+    """Start one service; a restart appends to its log, so the crash that caused it stays readable."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{command.name}.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab" if append else "wb") as log:
         process = subprocess.Popen(
             command.argv,
             stdout=log,
@@ -80,11 +104,71 @@ def wait_healthy(services: list[RunningService], timeout_s: float, on_ready: Cal
                 with contextlib.suppress(httpx.HTTPError):
                     if client.get(service.command.health_url()).status_code == 200:
                         pending.remove(service)
+                        service.healthy = True
                         on_ready(service)
             if pending and time.monotonic() > deadline:
                 names = ", ".join(s.command.name for s in pending)
                 raise LaunchError(f"not healthy after {timeout_s:.0f} s: {names}; see their logs in {pending[0].log_path.parent}")
             time.sleep(0.5)
+
+
+def reap(service: RunningService) -> None:
+    """Kill what is left of an exited service's process group (its engine and workers), and collect it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(service.process.pid, signal.SIGKILL)
+    service.process.wait()
+
+
+def _restart(service: RunningService, log_dir: Path) -> RunningService:
+    check_port_free(service.command)
+    restarted = start(service.command, log_dir, append=True)
+    restarted.restarts = service.restarts + 1
+    return restarted
+
+
+def supervise(
+    services: list[RunningService],
+    log_dir: Path,
+    report: Callable[[str], None],
+    policy: RestartPolicy = RestartPolicy(),
+    poll_s: float = 1.0,
+) -> None:
+    """Forever: restart a service that exited, after its backoff; report it exiting and healthy again.
+
+    `services` is updated in place, so the caller's `stop()` reaches the restarted processes.
+    """
+    due: dict[int, float] = {}  # index in `services` -> when its restart is due
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            now = time.monotonic()
+            for index, service in enumerate(services):
+                if index in due:
+                    if now >= due[index]:
+                        del due[index]
+                        try:
+                            services[index] = _restart(service, log_dir)
+                        except LaunchError as error:  # its port is still taken: try again later
+                            report(str(error))
+                            due[index] = now + policy.delay(service.restarts + 1)
+                            service.restarts += 1
+                        else:
+                            report(f"{service.command.name} restarted (restart {services[index].restarts} in a row)")
+                    continue
+                if service.process.poll() is not None:
+                    reap(service)
+                    if now - service.started_at >= policy.stable_s:
+                        service.restarts = 0
+                    due[index] = now + policy.delay(service.restarts)
+                    report(
+                        f"{service.command.name} exited with code {service.process.returncode}; "
+                        f"restarting in {due[index] - now:.0f} s (log: {service.log_path})"
+                    )
+                elif not service.healthy:
+                    with contextlib.suppress(httpx.HTTPError):
+                        service.healthy = client.get(service.command.health_url()).status_code == 200
+                    if service.healthy:
+                        report(f"{service.command.name} is healthy again")
+            time.sleep(poll_s)
 
 
 def stop(services: list[RunningService], grace_s: float = 15.0) -> None:
