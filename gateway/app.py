@@ -16,6 +16,7 @@ from starlette.types import Scope
 from gateway import clinical, errors, openapi, ui
 from gateway.audit import AuditEvent, AuditNote, AuditTrail, load_key, outcome_of
 from gateway.backends.base import ConcurrencyLimit, FailureTranslator
+from gateway.backends.health import CircuitBreaker
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Catalog, Route, check_commercial_use, model_info, read_card
@@ -62,11 +63,28 @@ def _sdk_client(backend: BackendSettings, http: httpx2.AsyncClient) -> openai.As
     )
 
 
+def _failures(backend: BackendSettings, settings: GatewaySettings, metrics: GatewayMetrics) -> FailureTranslator:
+    """The one path of every call to a backend: its circuit breaker, watched by /metrics, and its error translation."""
+    breaker = CircuitBreaker(
+        backend.role,
+        settings.breaker_failures,
+        settings.breaker_cooldown_s,
+        on_refused=metrics.circuit_refusals.labels(backend.role).inc,
+    )
+    metrics.watch_circuit(backend.role, breaker)
+    return FailureTranslator(backend.role, backend.timeout_s, metrics.upstream_errors, breaker)
+
+
 def _chat_backend(
-    backend: BackendSettings, http: httpx2.AsyncClient, limit: ConcurrencyLimit, metrics: GatewayMetrics
+    backend: BackendSettings,
+    http: httpx2.AsyncClient,
+    limit: ConcurrencyLimit,
+    settings: GatewaySettings,
+    metrics: GatewayMetrics,
 ) -> ChatBackend:
-    failures = FailureTranslator(backend.role, backend.timeout_s, metrics.upstream_errors)
-    return ChatBackend(backend.role, backend.model, http, _sdk_client(backend, http), limit, failures, backend.api_key)
+    failures = _failures(backend, settings, metrics)
+    sdk = _sdk_client(backend, http)
+    return ChatBackend(backend.role, backend.model, http, sdk, limit, failures, backend.api_key, settings.probe_policy())
 
 
 async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gateway:
@@ -87,12 +105,13 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         metadata,
         https[Role.CLASSIFIER],
         limits[Role.CLASSIFIER],
-        FailureTranslator(Role.CLASSIFIER, s.classifier_timeout_s, metrics.upstream_errors),
+        _failures(classifier_settings, s, metrics),
         pool,
         s.max_image_pixels,
+        s.probe_policy(),
     )
     fracture, report = (
-        _chat_backend(backends[role], https[role], limits[role], metrics) for role in (Role.FRACTURE, Role.REPORT)
+        _chat_backend(backends[role], https[role], limits[role], s, metrics) for role in (Role.FRACTURE, Role.REPORT)
     )
     cards = {role: read_card(b.card_file) for role, b in backends.items()}
     infos = {role: model_info(role, b.model, b.card_file, cards[role]) for role, b in backends.items()}

@@ -14,6 +14,7 @@
     ├── BackendAuthFailed     502     a backend refused the gateway's own API key for it
     ├── ReportInvalid         502     the report model's output is not a valid structured report (fail closed)
     └── BackendFailed         503     a backend is unreachable, timed out, answered 5xx or broke off
+        └── BackendUnavailable 503    its circuit is open after repeated failures: not called (Retry-After)
 
 Domain code raises these and knows nothing of HTTP; `install()` turns them
 into responses, and `error_body()` into the `data: {"error": ...}` event that
@@ -164,6 +165,21 @@ class BackendFailed(GatewayError):
         super().__init__(f"{backend} backend failed: {reason}")
         self.backend = backend
         self.reason = reason
+
+
+class BackendUnavailable(BackendFailed):
+    """Refused at once, without calling the backend, while its circuit breaker is open (backends/health.py)."""
+
+    code = "circuit_open"
+
+    def __init__(self, backend: str, failures: int, retry_after_s: int) -> None:
+        super().__init__(
+            backend, f"not called: its circuit is open after {failures} failures in a row; retry in {retry_after_s} s"
+        )
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 def error_body(error: GatewayError) -> dict[str, Any]:

@@ -13,6 +13,10 @@ class HasInFlight(Protocol):
     def in_flight(self) -> int: ...
 
 
+class HasCircuit(Protocol):
+    def current(self) -> int: ...
+
+
 _STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
 
@@ -46,6 +50,18 @@ class GatewayMetrics:
             ["backend"],
             registry=self.registry,
         )
+        self.circuit = Gauge(
+            "gateway_backend_circuit",
+            "Circuit breaker per backend: 0 closed, 1 open (calls fail at once), 2 half-open (one trial call)",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.circuit_refusals = Counter(
+            "gateway_circuit_refusals",
+            "Calls refused at once because the backend's circuit was open",
+            ["backend"],
+            registry=self.registry,
+        )
         self.pipeline_status = Counter(
             "gateway_pipeline_results",
             "Pipeline answers by status",
@@ -55,3 +71,6 @@ class GatewayMetrics:
 
     def watch_in_flight(self, backend: str, limit: HasInFlight) -> None:
         self.in_flight.labels(backend).set_function(lambda: limit.in_flight)
+
+    def watch_circuit(self, backend: str, breaker: HasCircuit) -> None:
+        self.circuit.labels(backend).set_function(lambda: int(breaker.current()))

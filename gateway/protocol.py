@@ -18,7 +18,9 @@ from gateway.clinical.abstention import FindingName, FindingState
 from gateway.clinical.structured import StructuredReport
 from services.contract.roles import Role
 
-FinishReason = Literal["stop", "length"]
+# "error": the report stage failed (backend down or broke off, or output that failed validation); the
+# answer then carries the "report unavailable" notice, `cxr.status` "partial", and a stream an error event.
+FinishReason = Literal["stop", "length", "error"]
 
 
 class GatewayModel(BaseModel):

@@ -45,6 +45,12 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class ProbePolicy:
+    fresh_s: float  # a readiness verdict (or a real call's success) is reused this long
+    timeout_s: float  # a probe's inference must answer within this
+
+
+@dataclass(frozen=True)
 class SamplingDefaults:
     """A chat role's generation settings when the client gives none (models.yaml: roles.<role>.sampling)."""
 
@@ -100,6 +106,14 @@ class GatewaySettings(BaseSettings):
     classifier_timeout_s: float = Field(default=30.0, gt=0)
     fracture_timeout_s: float = Field(default=120.0, gt=0)
     report_timeout_s: float = Field(default=300.0, gt=0)
+    # Circuit breaker per backend (gateway/backends/health.py): open after this many backend faults in a
+    # row, then calls fail at once for the cooldown, then one trial call.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=10.0, gt=0)
+    # Readiness: a real probe (one token, one tensor) at most once per ready_fresh_s per backend, none while
+    # real calls succeed; a probe not answered within probe_timeout_s makes the backend not ready.
+    ready_fresh_s: float = Field(default=5.0, gt=0)
+    probe_timeout_s: float = Field(default=10.0, gt=0)
     # In-flight requests per backend; beyond it the gateway answers 429 + Retry-After.
     classifier_max_concurrency: int = Field(default=128, ge=1)
     fracture_max_concurrency: int = Field(default=64, ge=1)
@@ -183,6 +197,9 @@ class GatewaySettings(BaseSettings):
         if key_file is not None:
             return key_file.read_text().strip() or None
         return key.get_secret_value() if key is not None else None
+
+    def probe_policy(self) -> ProbePolicy:
+        return ProbePolicy(fresh_s=self.ready_fresh_s, timeout_s=self.probe_timeout_s)
 
     def sampling(self, role: Role) -> SamplingDefaults:
         return SamplingDefaults(

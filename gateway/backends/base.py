@@ -8,7 +8,7 @@ in `gateway_upstream_errors` by backend and kind.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +16,7 @@ import httpx2
 import openai
 from prometheus_client import Counter
 
+from gateway.backends.health import CircuitBreaker
 from gateway.errors import BackendAuthFailed, BackendFailed, BackendSaturated, GatewayError, UpstreamRejected
 
 
@@ -80,18 +81,25 @@ def raise_for_upstream(backend: str, response: httpx2.Response) -> None:
 
 @dataclass(frozen=True)
 class FailureTranslator:
-    """Turns one backend's transport and SDK failures into gateway errors, and counts them."""
+    """Every call to one backend goes through here: its circuit breaker, and its failures turned into gateway errors."""
 
     backend: str
     timeout_s: float
     errors: Counter
+    breaker: CircuitBreaker
 
     def _counted(self, error: GatewayError, kind: str) -> GatewayError:
         self.errors.labels(self.backend, kind).inc()
         return error
 
     @contextlib.contextmanager
-    def translate(self) -> Iterator[None]:
+    def translate(self, *, admit: bool = True) -> Iterator[None]:
+        """One call; `admit=False` for the later phases of a call already admitted (a relayed body)."""
+        with self.breaker.guarded(admit=admit), self._translated():
+            yield
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
         try:
             yield
         except (httpx2.TimeoutException, openai.APITimeoutError):
@@ -125,3 +133,16 @@ async def probe(client: httpx2.AsyncClient, path: str, headers: dict[str, str] |
         return await client.get(path, timeout=3.0, headers=headers)
     except httpx2.HTTPError as error:
         return type(error).__name__
+
+
+async def inference_probe(request: Awaitable[httpx2.Response], what: str, timeout_s: float) -> tuple[bool, str]:
+    """A real inference sent as a readiness probe: its verdict, naming why it failed."""
+    try:
+        answer = await request
+    except httpx2.TimeoutException:
+        return False, f"{what} got no answer within {timeout_s:g} s (engine wedged or overloaded)"
+    except httpx2.HTTPError as error:
+        return False, f"{what} failed ({type(error).__name__})"
+    if answer.status_code != 200:
+        return False, f"{what} answered {answer.status_code}: {upstream_reason(answer)}"
+    return True, f"ready ({what} answered)"

@@ -18,9 +18,11 @@ from concurrent.futures import Executor
 import httpx2
 import numpy as np
 
-from gateway.backends.base import ConcurrencyLimit, FailureTranslator, probe, raise_for_upstream
+from gateway.backends.base import ConcurrencyLimit, FailureTranslator, inference_probe, probe, raise_for_upstream
+from gateway.backends.health import Readiness
 from gateway.errors import BackendFailed, ImageRejected
 from gateway.protocol import ClassificationResult
+from gateway.settings import ProbePolicy
 from services.contract import images, tensors
 from services.contract.classification import classify_outputs
 from services.contract.classifier_model import ModelMetadata
@@ -39,6 +41,7 @@ class ClassifierBackend:
         failures: FailureTranslator,
         pool: Executor,
         max_image_pixels: int,
+        probes: ProbePolicy,
     ) -> None:
         self.model = model  # the served name (GATEWAY_CLASSIFIER_MODEL)
         self.metadata = metadata
@@ -48,15 +51,27 @@ class ClassifierBackend:
         self._failures = failures
         self._pool = pool
         self._max_image_pixels = max_image_pixels
+        self._probe_timeout_s = probes.timeout_s
+        self.readiness = Readiness(failures.breaker, self._probe, probes)
 
     async def ready(self) -> tuple[bool, str]:
+        return await self.readiness.check()
+
+    async def _probe(self) -> tuple[bool, str]:
         for path in ("/v2/health/ready", f"/v2/models/{self.model}/ready"):
             answer = await probe(self._http, path)
             if isinstance(answer, str):
                 return False, answer
             if answer.status_code != 200:
                 return False, f"{path} answered {answer.status_code}"
-        return True, "ready"
+        return await self._one_tensor()
+
+    async def _one_tensor(self) -> tuple[bool, str]:
+        """One real inference on a blank tensor: the runtime itself works, not only the worker's HTTP server."""
+        body, headers = self._request_for(np.zeros(self.metadata.input.shape(1), dtype=np.float32))
+        timeout = self._probe_timeout_s
+        request = self._http.post(f"/v2/models/{self.model}/infer", content=body, headers=headers, timeout=timeout)
+        return await inference_probe(request, "a one-tensor probe", timeout)
 
     async def engine_version(self) -> str | None:
         """The worker's runtime as its model metadata states it (`parameters.runtime`); None when not stated."""
@@ -71,7 +86,9 @@ class ClassifierBackend:
 
     def _infer_request(self, image: bytes) -> tuple[bytes, dict[str, str]]:
         """Decode and preprocess one image into a binary inference request: CPU work, run in the thread pool."""
-        tensor = images.prepare(image, self.metadata.input, self._max_image_pixels)[np.newaxis]
+        return self._request_for(images.prepare(image, self.metadata.input, self._max_image_pixels)[np.newaxis])
+
+    def _request_for(self, tensor: np.ndarray) -> tuple[bytes, dict[str, str]]:
         header = {
             "inputs": [tensors.entry(self.metadata.input.name, tensor, binary=True)],
             "outputs": [{"name": self.metadata.output_name, "parameters": {"binary_data": True}}],

@@ -18,10 +18,12 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
-from gateway.backends.base import ConcurrencyLimit, FailureTranslator, probe, upstream_reason
+from gateway.backends.base import ConcurrencyLimit, FailureTranslator, inference_probe, probe, upstream_reason
 from gateway.backends.calls import ChatCall
+from gateway.backends.health import Readiness
 from gateway.errors import BackendAuthFailed, BackendFailed
 from gateway.protocol import FinishReason, Usage
+from gateway.settings import ProbePolicy
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class ChatBackend:
         limit: ConcurrencyLimit,
         failures: FailureTranslator,
         api_key: str | None,
+        probes: ProbePolicy,
     ) -> None:
         self.name = name
         self.model = model
@@ -87,8 +90,27 @@ class ChatBackend:
         self._sdk = sdk
         self._failures = failures
         self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._probe_timeout_s = probes.timeout_s
+        self.readiness = Readiness(failures.breaker, self._probe, probes)
 
     async def ready(self) -> tuple[bool, str]:
+        return await self.readiness.check()
+
+    async def _probe(self) -> tuple[bool, str]:
+        ok, why = await self._serving()
+        if not ok:
+            return ok, why
+        ok, probed = await self._one_token()
+        return ok, probed if why == "ready" else f"{probed}; {why}"
+
+    async def _one_token(self) -> tuple[bool, str]:
+        """One real generated token: the engine itself works, not only its API process (vllm#36960)."""
+        body = {"model": self.model, "messages": [{"role": "user", "content": "Reply OK."}], "max_tokens": 1}
+        timeout = self._probe_timeout_s
+        request = self._http.post("/v1/chat/completions", json=body, headers=self._auth, timeout=timeout)
+        return await inference_probe(request, "a one-token probe", timeout)
+
+    async def _serving(self) -> tuple[bool, str]:
         """vLLM's /health (200 only while its engine is alive), where the server has one; then /v1/models.
 
         Servers without /health (llama.cpp's Python server, Ollama) answer 404 there and are judged by
@@ -152,14 +174,14 @@ class ChatBackend:
         if response.status_code in (401, 403):  # the gateway's key for the backend, not the client's: never a 401 to it
             await response.aclose()
             self.limit.release()
-            with self._failures.translate():
+            with self._failures.translate(admit=False):
                 raise BackendAuthFailed(self.name, response.status_code)
         content_type = response.headers.get("content-type", "application/json")
         return Relayed(response.status_code, content_type, self._relay_body(response))
 
     async def _relay_body(self, response: httpx2.Response) -> AsyncIterator[bytes]:
         try:
-            with self._failures.translate():
+            with self._failures.translate(admit=False):
                 async for chunk in response.aiter_raw():
                     yield chunk
         finally:

@@ -5,8 +5,9 @@ of typed events (gateway/pipeline/events.py). `collect()` is the same run for
 a non-streamed answer.
 
 - Admission before work: a request takes a slot on all three backends at once,
-  before any image is decoded, so a saturated backend is a 429 before the first
-  byte and never a stream cut half-way.
+  before its image is even base64-decoded (`PipelineRequest.image` is called only
+  then), so a saturated backend is a 429 that costs nothing, before the first
+  byte, and never a stream cut half-way.
 - The classifier is required: without it there is nothing honest to report
   (BackendFailed → 503, and ChexFract's call is cancelled). ChexFract and the
   report model are not: when one fails, the result says `partial`, names the
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -36,7 +37,7 @@ from gateway.clinical.structured import StructuredReport
 from gateway.errors import GatewayError, ReportInvalid
 from gateway.images import XrayInput, data_uri
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline.events import Completed, FindingsReady, PipelineEvent, ReportDelta
+from gateway.pipeline.events import Accepted, Completed, FindingsReady, PipelineEvent, ReportDelta
 from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
 from gateway.protocol import (
     ClassificationResult,
@@ -70,9 +71,12 @@ class ReportOptions:
     stop: list[str] = field(default_factory=list)
 
 
+XrayLoader = Callable[[], Awaitable[XrayInput]]
+
+
 @dataclass(frozen=True)
 class PipelineRequest:
-    xray: XrayInput
+    image: XrayLoader  # decodes and checks the X-ray; called once the request holds its slots
     language: Language
     report: ReportOptions = ReportOptions()
 
@@ -118,6 +122,7 @@ class _Run:
     """One request's state as it moves through the stages."""
 
     request: PipelineRequest
+    xray: XrayInput
     clock: StageClock = field(default_factory=StageClock)
     warnings: list[StageWarning] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -179,8 +184,9 @@ class Pipeline:
         self.metrics = metrics
 
     async def events(self, request: PipelineRequest) -> AsyncIterator[PipelineEvent]:
-        run = _Run(request)
         with self._admitted():
+            run = _Run(request, await request.image())
+            yield Accepted()
             findings = await self._stage_one(run)
             yield FindingsReady(self._findings(run, findings, run.clock.stages))
             report = await self._report(run, findings)
@@ -193,13 +199,15 @@ class Pipeline:
         report = _Report()
         try:
             with run.clock.measure(Role.REPORT):
-                async for piece in self.report.stream(self.report_call(findings, run.request)):
+                async for piece in self.report.stream(self._report_call(findings, run)):
                     report.pieces.append(piece.text)
                     report.finish_reason = piece.finish_reason or report.finish_reason
                     run.usage += piece.usage or Usage()
                 report.structured = self._validated(report, structured.expected(findings.assessed))
         except GatewayError as error:
             report.error = error
+            # A report cut at its budget keeps the backend's "length"; any other failure says "error".
+            report.finish_reason = "length" if report.finish_reason == "length" else "error"
             run.failed(Role.REPORT, error)
             return report
         language = run.request.language
@@ -238,7 +246,7 @@ class Pipeline:
     async def _stage_one(self, run: _Run) -> Findings:
         try:
             async with asyncio.TaskGroup() as group:
-                classified = group.create_task(run.clock.run(Role.CLASSIFIER, self.classifier.classify(run.request.xray.image)))
+                classified = group.create_task(run.clock.run(Role.CLASSIFIER, self.classifier.classify(run.xray.image)))
                 described = group.create_task(self._fracture(run))
         except ExceptionGroup as failed:  # the classifier failed; ChexFract's call has been cancelled
             raise failed.exceptions[0] from None
@@ -270,7 +278,7 @@ class Pipeline:
 
     async def _fracture(self, run: _Run) -> FractureResult | None:
         try:
-            answer = await run.clock.run(Role.FRACTURE, self.fracture.complete(self.fracture_call(run.request.xray)))
+            answer = await run.clock.run(Role.FRACTURE, self.fracture.complete(self.fracture_call(run.xray)))
         except GatewayError as error:
             run.failed(Role.FRACTURE, error)
             return None
@@ -280,7 +288,8 @@ class Pipeline:
 
     # --- stage two: the report, and the merge ----------------------------------------------------------
 
-    def report_call(self, findings: Findings, request: PipelineRequest) -> ChatCall:
+    def _report_call(self, findings: Findings, run: _Run) -> ChatCall:
+        request = run.request
         options, defaults = request.report, self.config.report
         sampling = Sampling(
             max_tokens=options.max_tokens or defaults.max_tokens,
@@ -294,7 +303,7 @@ class Pipeline:
             classification=findings.classification,
             fracture_text=findings.fracture.text if findings.fracture else None,
             risk_text=findings.assessment.risk_level.text,
-            indication=request.xray.text.strip(),
+            indication=run.xray.text.strip(),
             assessed=findings.assessed,
         )
         return report_call(self.report.model, self.clinical, facts, sampling)
@@ -320,7 +329,7 @@ class Pipeline:
     def _findings(self, run: _Run, findings: Findings, timings: dict[str, StageTiming]) -> CxrFindings:
         language = run.request.language
         a = findings.assessment
-        source = run.request.xray.source
+        source = run.xray.source
         return CxrFindings(
             language=language,
             source=DicomSource(**dataclasses.asdict(source)) if source is not None else None,

@@ -1,5 +1,7 @@
 """The pipeline's typed events: what one cxr-report request produces, in order.
 
+    Accepted         the request holds its backend slots and its image passed the checks; no backend was
+                     called yet. A stream may send its headers now: every refusal (429, 400) came before
     FindingsReady    stage one is done (classifier ∥ ChexFract, rules applied): the first byte may go out,
                      and it may carry stage one's findings
     ReportDelta?     the narrative report, once the report model's JSON has validated (none when it did not)
@@ -15,6 +17,11 @@ from dataclasses import dataclass
 
 from gateway.errors import GatewayError
 from gateway.protocol import CxrFindings, CxrResult, FinishReason, Usage
+
+
+@dataclass(frozen=True)
+class Accepted:
+    pass
 
 
 @dataclass(frozen=True)
@@ -36,4 +43,4 @@ class Completed:
     report_error: GatewayError | None  # why the report stage failed; None when it did not
 
 
-PipelineEvent = FindingsReady | ReportDelta | Completed
+PipelineEvent = Accepted | FindingsReady | ReportDelta | Completed

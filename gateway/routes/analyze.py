@@ -14,7 +14,7 @@ from gateway.audit import AuditNote
 from gateway.catalog import audited
 from gateway.dependencies import GatewayDep
 from gateway.errors import ImageRejected, InvalidRequest
-from gateway.images import load_upload
+from gateway.images import XrayInput, load_upload
 from gateway.openapi import ANALYZE_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline import PipelineRequest
 from gateway.protocol import AnalyzeResponse
@@ -57,11 +57,14 @@ async def analyze(request: Request, gateway: GatewayDep) -> Response:
         raise ImageRejected("multipart body has no file field named 'file'", param="file")
     language = check_language(_text_field(form, "language"), gateway.settings.default_language)
     subject = fhir.Subject.checked(*(_text_field(form, name) for name in ("subject", "encounter", "imaging_study")))
-    xray = await load_upload(await upload.read(), gateway.image_policy)
-    xray = dataclasses.replace(xray, text=(_text_field(form, "indication") or "")[:MAX_INDICATION_CHARS])
-    note.study_uid = xray.source.study_instance_uid if xray.source is not None else None
-    done = await unless_disconnected(request, gateway.pipeline.collect(PipelineRequest(xray=xray, language=language)))
+    image, indication = await upload.read(), (_text_field(form, "indication") or "")[:MAX_INDICATION_CHARS]
+
+    async def load() -> XrayInput:  # called by the pipeline once the request holds its backend slots
+        return dataclasses.replace(await load_upload(image, gateway.image_policy), text=indication)
+
+    done = await unless_disconnected(request, gateway.pipeline.collect(PipelineRequest(image=load, language=language)))
     note.outcome = done.result.status
+    note.study_uid = done.result.source.study_instance_uid if done.result.source is not None else None
     if wants_fhir(request):
         return JSONResponse(fhir.bundle(done.result, done.report, subject), media_type=fhir.FHIR_MEDIA_TYPE)
     return JSONResponse(AnalyzeResponse(report=done.report, usage=done.usage, cxr=done.result).model_dump(mode="json"))

@@ -5,6 +5,7 @@ Thin: parse, check what the route can honour, call the domain, encode JSON or SS
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -17,11 +18,11 @@ from gateway.audit import AuditNote
 from gateway.catalog import Route, audited
 from gateway.clinical import LANGUAGES, Language
 from gateway.dependencies import Gateway, GatewayDep
-from gateway.errors import InvalidRequest, ModelNotFound, UnsupportedParameter
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UnsupportedParameter
 from gateway.images import load_xray
 from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline import PipelineRequest, ReportOptions
-from gateway.pipeline.events import Completed, FindingsReady
+from gateway.pipeline.events import Accepted, Completed
 from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
 from gateway.routes.streaming import completion, encode_stream
@@ -111,22 +112,25 @@ async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Re
     language = check_language(requested, gateway.settings.default_language)
     options = report_options(chat, gateway.settings.report_max_tokens_limit)
     subject = fhir.Subject.checked(**chat.fhir.model_dump()) if chat.fhir is not None else None
-    xray = await load_xray(chat, gateway.image_policy)
+    # The image is decoded only once the request holds its backend slots (the pipeline calls the loader).
+    run = PipelineRequest(image=functools.partial(load_xray, chat, gateway.image_policy), language=language, report=options)
     note: AuditNote = request.state.audit
-    note.study_uid = xray.source.study_instance_uid if xray.source is not None else None
-    run = PipelineRequest(xray=xray, language=language, report=options)
 
     def finished(done: Completed) -> dict[str, Any] | None:
         """The audit outcome, and the FHIR Bundle when the request asked for one."""
         note.outcome = done.result.status
+        note.study_uid = done.result.source.study_instance_uid if done.result.source is not None else None
         return fhir.bundle(done.result, done.report, subject) if subject is not None else None
+
+    def failed(_error: GatewayError) -> None:
+        note.outcome = "failed"
 
     if chat.stream:
         events = gateway.pipeline.events(run)
-        first = await unless_disconnected(request, anext(events))  # stage one: its errors still get their own status
-        assert isinstance(first, FindingsReady), "the pipeline's first event is always FindingsReady"
+        accepted = await unless_disconnected(request, anext(events))  # 429 and 400 keep their status
+        assert isinstance(accepted, Accepted), "the pipeline's first event is always Accepted"
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        stream = encode_stream(first, events, chat.model, include_usage, finished, gateway.settings.stream_keepalive_s)
+        stream = encode_stream(events, chat.model, include_usage, finished, failed, gateway.settings.stream_keepalive_s)
         return StreamingResponse(stream, media_type="text/event-stream")
     done = await unless_disconnected(request, gateway.pipeline.collect(run))
     wants_json = chat.response_format is not None and chat.response_format.type == "json_object"

@@ -1,10 +1,15 @@
 """The pipeline's events as OpenAI chat-completion chunks (SSE), and as one completion.
 
-The first chunk carries stage one's findings (`cxr_findings`), so a viewer can
-show them while the report is written. A stream always ends with `data: [DONE]`: when the report stage fails after the
-first byte, the final chunk still carries `cxr` (`partial`, the failed stage
-named) and is followed by an OpenAI-style error event, so the `openai` SDK
-raises instead of presenting a cut report as a whole one.
+The headers and a first chunk (the assistant role) go out as soon as the
+request is accepted, before any backend answers, so that a proxy with an idle
+timeout sees bytes at once; SSE comments follow while the backends work. Stage
+one's findings come in their own chunk (`cxr_findings`), so a viewer can show
+them while the report is written. A stream always ends with `data: [DONE]`:
+when stage one fails (the classifier), an OpenAI-style error event comes
+first; when the report stage fails, the final chunk still carries `cxr`
+(`partial`, the failed stage named, `finish_reason: "error"`) and is followed
+by the error event, so the `openai` SDK raises instead of presenting a cut
+report as a whole one.
 """
 
 from __future__ import annotations
@@ -76,32 +81,37 @@ class ChunkFactory:
 
 
 async def encode_stream(
-    first: FindingsReady,
     events: AsyncIterator[PipelineEvent],
     model: str,
     include_usage: bool,
     finished: Callable[[Completed], dict[str, Any] | None],
+    failed: Callable[[GatewayError], None],
     keepalive_s: float,
 ) -> AsyncIterator[str]:
-    """Everything after stage one: the role chunk with `cxr_findings`, report deltas, the final chunk with `cxr`, [DONE].
+    """The role chunk at once, then `cxr_findings`, the report, the final chunk with `cxr`, and [DONE].
 
-    `finished` sees the Completed event and returns the FHIR Bundle for the final chunk, if one was asked for.
-    While the report is written (it is sent once validated), an SSE comment goes out every `keepalive_s`
+    `finished` sees the Completed event and returns the FHIR Bundle for the final chunk, if one was asked for;
+    `failed` sees why stage one failed. While the backends work, an SSE comment goes out every `keepalive_s`
     seconds, so a proxy with an idle timeout keeps the stream open; clients ignore comments.
     """
     chunks = ChunkFactory(model)
-    yield chunks.chunk(Delta(role="assistant", content=""), findings=first.findings)
+    yield chunks.chunk(Delta(role="assistant", content=""))
     wrote_text = False
     try:
         async for event in with_keepalive(events, keepalive_s):
             if event is None:
                 yield KEEPALIVE
+            elif isinstance(event, FindingsReady):
+                yield chunks.chunk(Delta(content=""), findings=event.findings)
             elif isinstance(event, ReportDelta):
                 wrote_text = True
                 yield chunks.chunk(Delta(content=event.text))
             elif isinstance(event, Completed):
                 for line in _final(chunks, event, wrote_text, include_usage, finished(event)):
                     yield line
+    except GatewayError as error:  # stage one failed (the classifier): nothing honest to report
+        failed(error)
+        yield error_event(error)
     except Exception as error:  # a bug, not a backend: still end the stream properly, and log it
         log.exception("stream failed", exc_info=error)
         yield error_event(GatewayError("internal error in the gateway; see its log"))

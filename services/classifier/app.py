@@ -16,7 +16,7 @@ from services.classifier.batcher import DynamicBatcher
 from services.classifier.metrics import WorkerMetrics
 from services.classifier.model import OnnxClassifier
 from services.classifier.routes import endpoint_label, router
-from services.classifier.service import ClassifierService
+from services.classifier.service import ClassifierService, ProbeSettings
 from services.classifier.settings import ClassifierSettings
 from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
 
@@ -48,7 +48,12 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.service = ClassifierService(
-            settings.model_name or model.metadata.name, model, batcher, pool, settings.dicom_policy()
+            settings.model_name or model.metadata.name,
+            model,
+            batcher,
+            pool,
+            settings.dicom_policy(),
+            ProbeSettings(settings.ready_fresh_s, settings.probe_timeout_s),
         )
         batcher.start()
         log.info(

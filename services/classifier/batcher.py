@@ -74,6 +74,7 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
         self._task: asyncio.Task[None] | None = None
         self._announced = 0
+        self.last_success: float | None = None  # monotonic time of the last request answered
 
     @property
     def running(self) -> bool:
@@ -111,6 +112,7 @@ class DynamicBatcher:
             self._metrics.statistics.request_done(time.perf_counter() - started, ok=False)
             raise
         self._metrics.statistics.request_done(time.perf_counter() - started, ok=True)
+        self.last_success = time.monotonic()
         return outputs
 
     async def _queued(self, rows: np.ndarray) -> np.ndarray:

@@ -60,10 +60,11 @@ async def live() -> dict[str, bool]:
 
 
 @router.get("/health/ready")
-async def ready(service: Service, response: Response) -> dict[str, bool]:
-    is_ready = service.batcher.running
+async def ready(service: Service, response: Response) -> dict[str, bool | str]:
+    """Ready only when a real tensor runs (services/classifier/service.py); `detail` says why not."""
+    is_ready, detail = await service.ready()
     response.status_code = 200 if is_ready else 503
-    return {"ready": is_ready}
+    return {"ready": is_ready, "detail": detail}
 
 
 @router.get("", response_model=protocol.ServerMetadata)
@@ -135,8 +136,9 @@ async def model_configuration(service: KnownModel, settings: Settings) -> dict[s
 @router.get("/models/{name}/versions/{version}/ready", dependencies=VERSIONED)
 @router.get("/models/{name}/ready")
 async def model_ready(service: KnownModel, response: Response) -> dict[str, bool | str]:
-    response.status_code = 200 if service.batcher.running else 503
-    return {"name": service.name, "ready": service.batcher.running}
+    is_ready, _detail = await service.ready()
+    response.status_code = 200 if is_ready else 503
+    return {"name": service.name, "ready": is_ready}
 
 
 @router.post("/models/{name}/versions/{version}/infer", dependencies=VERSIONED, openapi_extra=_INFER_DOC)

@@ -14,6 +14,13 @@ from services.classifier.model import OnnxClassifier
 from services.contract import dicom, images
 from services.contract.classification import classify_outputs
 from services.contract.dicom import DicomPolicy
+from services.contract.probes import CachedProbe, Verdict
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    fresh_s: float
+    timeout_s: float
 
 
 class TensorError(ValueError):
@@ -36,12 +43,33 @@ class ClassifierService:
         batcher: DynamicBatcher,
         preprocess_pool: ThreadPoolExecutor,
         dicom_policy: DicomPolicy,
+        probe: ProbeSettings,
     ) -> None:
         self.name = name  # the served name (CLASSIFIER_MODEL_NAME), as vLLM's --served-model-name
         self.model = model
         self.batcher = batcher
         self._pool = preprocess_pool
         self._dicom = dicom_policy  # also carries the pixel limit for JPEG and PNG
+        self._probe_timeout_s = probe.timeout_s
+        self._readiness = CachedProbe(self._one_tensor, probe.fresh_s)
+
+    async def ready(self) -> Verdict:
+        """Whether an inference can be served now: the batcher runs, and ONNX Runtime answers a real tensor."""
+        if not self.batcher.running:
+            return False, "the batcher has stopped"
+        return await self._readiness.check(self.batcher.last_success)
+
+    async def _one_tensor(self) -> Verdict:
+        # Straight to the session (thread-safe), not through the batcher: a probe is not an inference in
+        # the statistics; a session that hangs still fails it by the timeout.
+        blank = np.zeros(self.model.metadata.input.shape(1), dtype=np.float32)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.model.run, blank), self._probe_timeout_s)
+        except TimeoutError:
+            return False, f"ONNX Runtime did not run a blank tensor within {self._probe_timeout_s:g} s"
+        except Exception as error:  # noqa: BLE001 - whatever the runtime raises, the verdict is "not ready"
+            return False, f"ONNX Runtime failed a blank tensor: {type(error).__name__}"
+        return True, "ready (one-tensor probe ran)"
 
     async def classify(self, image: bytes) -> TimedClassification:
         started = time.perf_counter()

@@ -31,6 +31,11 @@ class ClassifierSettings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0, le=600)
     preprocess_threads: int = Field(default=2, ge=1, le=64)
 
+    # Readiness runs one blank tensor through ONNX Runtime at most once per ready_fresh_s (none while real
+    # inferences succeed); one not done within probe_timeout_s makes the worker not ready.
+    ready_fresh_s: float = Field(default=5.0, gt=0)
+    probe_timeout_s: float = Field(default=5.0, gt=0)
+
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # A 43 x 35 cm detector at 0.1 mm pitch is ~15 Mpx; 40 Mpx leaves room and stops bombs.
     max_image_pixels: int = Field(default=40_000_000, ge=1)

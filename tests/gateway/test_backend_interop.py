@@ -87,7 +87,7 @@ def test_vllm_with_api_key_behind_a_v1_base_url(start_gateway, keyed_vllm, sampl
     gateway = start_gateway(GATEWAY_REPORT_URL=f"{keyed_vllm.url}/v1", GATEWAY_REPORT_API_KEY=BACKEND_KEY)
     assert httpx.get(f"{keyed_vllm.url}/v1/models").status_code == 401  # the server really demands the key
     ready = httpx.get(f"{gateway.url}/ready").json()
-    assert ready["backends"]["report"] == {"ready": True, "url": keyed_vllm.url, "detail": "ready"}
+    assert ready["backends"]["report"] == {"ready": True, "url": keyed_vllm.url, "detail": "ready (a one-token probe answered)"}
     completion = sdk(gateway).chat.completions.create(model="cxr-report", messages=xray_message(sample_images[NORMAL]))
     cxr = completion.model_extra["cxr"]
     assert cxr["status"] == "complete" and cxr["report_available"] is True

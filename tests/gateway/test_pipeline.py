@@ -71,11 +71,13 @@ def test_streaming_pipeline_sends_findings_first_then_the_validated_report_and_c
     assert final.choices[0].finish_reason in ("stop", "length")
     assert final.model_extra["cxr"]["status"] == "complete"
     assert all("cxr" not in (c.model_extra or {}) for c in chunks[:-1])
-    findings = chunks[0].model_extra["cxr_findings"]  # stage one, in the first chunk, before any report token
+    # The role chunk goes out at once; stage one's findings come next, before any report token.
     assert chunks[0].choices[0].delta.role == "assistant" and not chunks[0].choices[0].delta.content
+    findings = chunks[1].model_extra["cxr_findings"]
+    assert not chunks[1].choices[0].delta.content
     for key in ("classification", "fracture", "risk_level", "recommendations"):
         assert findings[key] == final.model_extra["cxr"][key]
-    assert all("cxr_findings" not in (c.model_extra or {}) for c in chunks[1:])
+    assert [i for i, c in enumerate(chunks) if "cxr_findings" in (c.model_extra or {})] == [1]
 
 
 def test_json_mode_puts_the_merged_object_in_the_content(client, sample_images):

@@ -22,12 +22,16 @@ from gateway.errors import BackendFailed, BackendSaturated, ReportInvalid
 from gateway.images import XrayInput
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Pipeline, PipelineConfig, PipelineRequest
-from gateway.pipeline.events import Completed, FindingsReady, ReportDelta
+from gateway.pipeline.events import Accepted, Completed, FindingsReady, ReportDelta
 from gateway.protocol import ClassificationResult, Usage
 from gateway.provenance import EngineVersions
 from gateway.settings import SamplingDefaults
 
 XRAY = XrayInput(image=b"jpeg bytes", mime="image/jpeg", text="")
+
+
+async def load_xray() -> XrayInput:
+    return XRAY
 
 
 class Classifier:
@@ -104,14 +108,14 @@ def pipeline(classifier: Classifier, fracture: Fracture, report: Report) -> Pipe
 
 
 async def events(p: Pipeline) -> list[object]:
-    return [event async for event in p.events(PipelineRequest(xray=XRAY, language="en"))]
+    return [event async for event in p.events(PipelineRequest(image=load_xray, language="en"))]
 
 
 async def test_events_come_in_order_with_summed_usage_and_the_validated_report():
     report = Report(PIECES)
     got = await events(pipeline(Classifier(), Fracture(), report))
-    assert isinstance(got[0], FindingsReady)
-    [delta] = [e for e in got[1:-1] if isinstance(e, ReportDelta)]  # the narrative, once, after validation
+    assert isinstance(got[0], Accepted) and isinstance(got[1], FindingsReady)
+    [delta] = [e for e in got[2:-1] if isinstance(e, ReportDelta)]  # the narrative, once, after validation
     done = got[-1]
     assert isinstance(done, Completed) and done.report_error is None
     assert done.report == delta.text and "Findings suggest pneumonia." in done.report
@@ -122,7 +126,7 @@ async def test_events_come_in_order_with_summed_usage_and_the_validated_report()
     schema = report.calls[0].response_format["json_schema"]["schema"]  # type: ignore[index]
     statuses = [item["properties"]["status"]["const"] for item in schema["properties"]["findings"]["prefixItems"]]
     assert statuses == ["present", "uncertain"]  # the fracture model described none: never "absent"
-    findings = got[0].findings  # stage one, before any report token: the same facts the final result carries
+    findings = got[1].findings  # stage one, before any report token: the same facts the final result carries
     assert findings.classification == done.result.classification and findings.fracture == done.result.fracture
     assert findings.risk_level == done.result.risk_level and set(findings.timings_ms) == {"classifier", "fracture"}
     assert report.calls[0].sampling.max_tokens == 64 and report.calls[0].sampling.temperature == 0.0
@@ -144,6 +148,7 @@ async def test_a_report_that_does_not_validate_is_withheld(pieces, finish, reaso
     assert done.result.status == "partial" and done.result.structured_report is None
     assert reason in done.result.warnings[0].message and done.result.warnings[0].stage == "report"
     assert done.report == load().text("report_unavailable", "en")
+    assert done.finish_reason == ("length" if finish == "length" else "error")  # a cut report keeps "length"
 
 
 async def test_a_report_failing_after_its_first_token_is_a_typed_partial_result():
@@ -154,14 +159,21 @@ async def test_a_report_failing_after_its_first_token_is_a_typed_partial_result(
         ("report", "report backend failed: broke off: connection reset")
     ]
     assert done.report == load().text("report_unavailable", "en")  # a cut report is never presented as the report
+    assert done.finish_reason == "error"
 
 
-async def test_a_saturated_backend_refuses_before_any_call():
+async def test_a_saturated_backend_refuses_before_the_image_is_touched():
     classifier, report = Classifier(), Report(["x"], limit=1)
     report.limit.acquire()  # another request holds the only report slot
+    loaded = []
+
+    async def image() -> XrayInput:
+        loaded.append(1)
+        return XRAY
+
     with pytest.raises(BackendSaturated, match="report backend"):
-        await events(pipeline(classifier, Fracture(), report))
-    assert classifier.limit.in_flight == 0 and report.calls == []
+        await anext(pipeline(classifier, Fracture(), report).events(PipelineRequest(image=image, language="en")))
+    assert loaded == [] and classifier.limit.in_flight == 0 and report.calls == []
 
 
 async def test_a_failed_classifier_cancels_chexfracts_call_and_raises():
@@ -173,7 +185,8 @@ async def test_a_failed_classifier_cancels_chexfracts_call_and_raises():
 
 async def test_a_client_leaving_half_way_gives_every_slot_back():
     classifier, fracture, report = Classifier(), Fracture(), Report(["a", "b", "c"])
-    stream = pipeline(classifier, fracture, report).events(PipelineRequest(xray=XRAY, language="en"))
+    stream = pipeline(classifier, fracture, report).events(PipelineRequest(image=load_xray, language="en"))
+    assert isinstance(await anext(stream), Accepted)
     assert isinstance(await anext(stream), FindingsReady)
     assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (1, 1, 1)
     await stream.aclose()  # what Starlette does when the client disconnects

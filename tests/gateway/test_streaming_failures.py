@@ -1,8 +1,10 @@
-"""A streamed cxr-report when the report backend is saturated, failing, or dies mid-stream.
+"""A streamed cxr-report when a backend is saturated, failing, or dies mid-stream.
 
-Before the first byte a failure keeps its own status (429 + Retry-After); after it,
-the stream still ends properly: the final chunk carries `cxr` (partial, the report
-stage named), then an OpenAI-style error event, then [DONE]. Never a cut stream.
+Admission and image checks come before the first byte and keep their own status
+(429 + Retry-After, 400); then the headers and a first chunk go out at once. After
+that the stream still ends properly: a failed classifier gives an error event; a
+failed report gives the final chunk with `cxr` (partial, the report stage named,
+finish_reason "error"), then an error event; both end with [DONE]. Never a cut stream.
 """
 
 import json
@@ -34,6 +36,7 @@ def assert_ends_with_partial_cxr_error_and_done(payloads: list[str]) -> dict:
     error = json.loads(payloads[-2])["error"]
     assert "report backend" in error["message"] and error["code"] == "backend_unavailable"
     final = json.loads(payloads[-3])
+    assert final["choices"][0]["finish_reason"] == "error"  # the report died: said so, never "stop"
     cxr = final["cxr"]
     assert cxr["status"] == "partial" and cxr["report_available"] is False
     assert [w["stage"] for w in cxr["warnings"]] == ["report"]
@@ -79,6 +82,24 @@ def test_saturated_report_backend_is_429_before_the_first_byte(start_gateway, st
     assert refused.json()["error"]["type"] == "rate_limit_error" and "report backend" in refused.json()["error"]["message"]
 
 
+def test_a_failed_classifier_after_the_headers_ends_the_stream_with_an_error_event(start_gateway, xray):
+    gateway = start_gateway(GATEWAY_CLASSIFIER_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray), timeout=300) as response:
+        assert response.status_code == 200  # the headers went out before any backend was called
+        payloads = sse_payloads(list(response.iter_lines()))
+    assert json.loads(payloads[0])["choices"][0]["delta"]["role"] == "assistant"
+    error = json.loads(payloads[-2])["error"]
+    assert "classifier backend failed" in error["message"] and payloads[-1] == "[DONE]"
+    assert not any("cxr" in json.loads(p) for p in payloads[:-1])  # nothing was made up
+
+
+def test_a_bad_image_is_still_a_400_before_the_stream_starts(stack, xray):
+    body = stream_body(xray[: len(xray) // 8])
+    body["messages"][0]["content"][0]["image_url"]["url"] = "data:image/jpeg;base64,!!notbase64"
+    response = httpx.post(f"http://127.0.0.1:{stack.gateway.port}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_image"
+
+
 def test_unreachable_report_backend_ends_the_stream_with_an_error_event(start_gateway, xray):
     gateway = start_gateway(GATEWAY_REPORT_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray), timeout=300) as response:
@@ -115,9 +136,10 @@ def test_sse_comments_keep_the_stream_alive_while_the_report_is_written(start_ga
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=stream_body(xray), timeout=300) as response:
         lines = [line for line in response.iter_lines() if line]
     first_data = next(i for i, line in enumerate(lines) if line.startswith("data: "))
+    findings = next(i for i, line in enumerate(lines) if "cxr_findings" in line)
     report = next(i for i, line in enumerate(lines) if '"content":"## ' in line)
-    assert "cxr_findings" in lines[first_data]
-    assert ": keep-alive" in lines[first_data + 1 : report]  # bytes on the wire while the report is written
+    assert '"role":"assistant"' in lines[first_data] and first_data < findings  # headers and a chunk at once
+    assert ": keep-alive" in lines[findings + 1 : report]  # bytes on the wire while the report is written
     sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
     chunks = list(sdk.chat.completions.create(**stream_body(xray)))  # the SDK skips the comments
     assert chunks[-1].model_extra["cxr"]["status"] == "complete"
