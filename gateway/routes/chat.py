@@ -25,7 +25,7 @@ from gateway.pipeline import PipelineRequest, ReportOptions
 from gateway.pipeline.events import Accepted, Completed
 from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
-from gateway.routes.streaming import completion, encode_stream
+from gateway.routes.streaming import completion, encode_stream, relayed_events
 from services.contract.roles import Role
 
 router = APIRouter()
@@ -92,7 +92,9 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     request.state.audit = AuditNote(models=audited(gateway.catalog.served(chat.model, route)))
     if route is Route.PASSTHROUGH:
         relayed = await gateway.chat_backends[chat.model].relay(body, "application/json")
-        return StreamingResponse(relayed.body, status_code=relayed.status, media_type=relayed.content_type)
+        streamed = relayed.content_type.startswith("text/event-stream")
+        content = relayed_events(relayed.body) if streamed else relayed.body  # a dying stream still ends properly
+        return StreamingResponse(content, status_code=relayed.status, media_type=relayed.content_type)
     if route is Route.CLASSIFIER:
         return JSONResponse((await unless_disconnected(request, _classify(gateway, chat))).model_dump())
     return await _pipeline(request, gateway, chat)

@@ -118,6 +118,25 @@ async def encode_stream(
     yield DONE
 
 
+async def relayed_events(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A backend's SSE stream passed through whole events at a time; if the backend dies, an error event and [DONE].
+
+    Bytes are held back only until the event they belong to is complete, so a cut never leaves half an
+    event (which a client's SSE parser would choke on) before the error event.
+    """
+    pending = b""
+    try:
+        async for chunk in body:
+            complete, separator, pending = (pending + chunk).rpartition(b"\n\n")
+            if separator:
+                yield complete + separator
+    except GatewayError as error:
+        yield (error_event(error) + DONE).encode()
+        return
+    if pending:
+        yield pending
+
+
 async def with_keepalive(events: AsyncIterator[PipelineEvent], interval_s: float) -> AsyncIterator[PipelineEvent | None]:
     """The pipeline's events, and None each time `interval_s` passes without one.
 
