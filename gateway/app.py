@@ -30,7 +30,7 @@ from gateway.provenance import EngineVersions
 from gateway.routes import analyze, chat, health, models
 from gateway.routes import ui as ui_routes
 from gateway.settings import BackendSettings, GatewaySettings
-from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
+from services.contract.asgi import BodySizeLimit, Exchange, HeaderSizeLimit, RequestObserver
 from services.contract.classifier_model import ModelMetadata
 from services.contract.modelcard import ModelCard
 from services.contract.roles import Role
@@ -198,6 +198,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for module in (models, chat, analyze):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
     app.add_middleware(AiDisclosure)
+    app.add_middleware(  # inside the observer: a refusal is still logged with its request id
+        HeaderSizeLimit,
+        max_bytes=settings.max_header_bytes,
+        reject=lambda reason: errors.error_response(errors.HeadersTooLarge(reason)),
+    )
     app.add_middleware(RequestObserver, on_done=_observe)
     app.add_middleware(
         BodySizeLimit,

@@ -8,6 +8,7 @@
     ├── RouteNotFound         404     no such path (also 405: MethodNotAllowed)
     ├── ModelNotFound         404     a model name no route serves
     ├── PayloadTooLarge       413     body over the size limit
+    ├── HeadersTooLarge       431     request headers over the size limit
     ├── BackendSaturated      429     a backend's concurrency limit is reached (Retry-After)
     ├── ClientDisconnected    499     the client left; its backend calls were cancelled (logged, never sent)
     ├── UpstreamRejected      4xx     a backend refused the request: its status and reason, relayed
@@ -97,6 +98,12 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class HeadersTooLarge(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    code = "headers_too_large"
 
 
 class BackendSaturated(GatewayError):

@@ -141,6 +141,7 @@ class GatewaySettings(BaseSettings):
     stream_keepalive_s: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # all request headers together; beyond: 431
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # DICOM input: the modalities and body parts analysed (comma-separated; an empty body-part list
     # accepts any). Defaults: the contract's (DX, CR; CHEST). Anything else is a 400 naming the value.

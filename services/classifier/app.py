@@ -18,7 +18,7 @@ from services.classifier.model import OnnxClassifier
 from services.classifier.routes import endpoint_label, router
 from services.classifier.service import ClassifierService, ProbeSettings
 from services.classifier.settings import ClassifierSettings
-from services.contract.asgi import BodySizeLimit, Exchange, RequestObserver
+from services.contract.asgi import BodySizeLimit, Exchange, HeaderSizeLimit, RequestObserver
 
 log = logging.getLogger("classifier")
 
@@ -79,6 +79,9 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(open_inference.router)
     app.include_router(router)
+    app.add_middleware(
+        HeaderSizeLimit, max_bytes=settings.max_header_bytes, reject=lambda reason: errors.error_response(431, reason)
+    )
     app.add_middleware(RequestObserver, on_done=_observe)
     app.add_middleware(
         BodySizeLimit,

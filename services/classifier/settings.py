@@ -37,6 +37,7 @@ class ClassifierSettings(BaseSettings):
     probe_timeout_s: float = Field(default=5.0, gt=0)
 
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # all request headers together; beyond: 431
     # A 43 x 35 cm detector at 0.1 mm pitch is ~15 Mpx; 40 Mpx leaves room and stops bombs.
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # DICOM bodies on /classify: modalities and body parts analysed (comma-separated; empty body parts: any).

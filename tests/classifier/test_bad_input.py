@@ -78,6 +78,11 @@ def test_chunked_oversize_body_is_413_not_500(client):
     assert response.status_code == 413
 
 
+def test_huge_headers_are_431_in_the_protocol_shape(client):
+    response = client.get("/v2/health/live", headers={"Authorization": "Bearer " + "k" * 100_000})
+    assert response.status_code == 431 and "exceed the limit of 16384 bytes" in response.json()["error"]
+
+
 def test_worker_still_serves_after_all_that(client, xray):
     assert client.post("/classify", content=xray).status_code == 200
     assert client.get("/v2/health/ready").json()["ready"] is True

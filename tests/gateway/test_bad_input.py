@@ -100,6 +100,14 @@ def test_unknown_language(http, sample_images):
     assert response.status_code == 400
 
 
+def test_huge_headers_are_431_before_any_key_is_compared(http):
+    response = http.get("/v1/models", headers={"Authorization": "Bearer " + "k" * 1_000_000})
+    assert_openai_error(response, 431, "exceed the limit of 16384 bytes")
+    assert response.json()["error"]["code"] == "headers_too_large" and response.headers["x-request-id"]
+    many = {f"x-filler-{i}": "v" * 100 for i in range(200)}  # small headers, many of them
+    assert_openai_error(http.get("/health", headers=many), 431, "request headers of")
+
+
 def test_analyze_without_a_file(http):
     assert_openai_error(http.post("/v1/analyze", files={"other": ("x", b"1")}), 400, "'file'")
     assert_openai_error(http.post("/v1/analyze", content=b"raw"), 400, "multipart/form-data")
