@@ -126,7 +126,9 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         },
         models=infos,
     )
-    config = PipelineConfig(fracture=s.sampling(Role.FRACTURE), report=s.sampling(Role.REPORT))
+    config = PipelineConfig(
+        fracture=s.sampling(Role.FRACTURE), report=s.sampling(Role.REPORT), max_indication_tokens=s.max_indication_tokens
+    )
     engines = EngineVersions({str(role): backend.engine_version for role, backend in _by_role(classifier, fracture, report)})
     pipeline = Pipeline(
         classifier, fracture, report, content, list(infos.values()), published_figures(cards), engines, config, metrics

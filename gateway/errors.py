@@ -3,6 +3,7 @@
     GatewayError                      any failure a client is told about
     ├── InvalidRequest        400     bad JSON, wrong types, missing fields
     │   ├── ImageRejected     400     no/two images, bad base64, not JPEG/PNG, too many pixels
+    │   ├── IndicationTooLong 400     the clinical indication would overflow the report model's context
     │   └── UnsupportedParameter 400  an OpenAI parameter the model cannot honour (n > 1, tools, logprobs, ...)
     ├── AuthenticationFailed  401     missing or wrong API key (the client's key for the gateway)
     ├── RouteNotFound         404     no such path (also 405: MethodNotAllowed)
@@ -61,6 +62,16 @@ class InvalidRequest(GatewayError):
 
 class ImageRejected(InvalidRequest):
     code = "invalid_image"
+
+
+class IndicationTooLong(InvalidRequest):
+    code = "context_length_exceeded"
+
+    def __init__(self, size: str, limit: int) -> None:
+        super().__init__(
+            f"the clinical indication is {size}; at most {limit} tokens of the report model fit its context "
+            f"beside the findings and the report (GATEWAY_MAX_INDICATION_TOKENS): shorten it"
+        )
 
 
 class UnsupportedParameter(InvalidRequest):

@@ -137,6 +137,10 @@ class GatewaySettings(BaseSettings):
     report_max_tokens: int = Field(ge=1, le=32768)
     report_max_tokens_limit: int = Field(ge=1, le=32768)
 
+    # The clinical indication's share of the report model's context, in its tokens; longer is a 400. The cpu
+    # profile's 2048 tokens hold the report budget (1024), the longest prompt (~700, Chinese) and this.
+    max_indication_tokens: int = Field(default=256, ge=1)
+
     # A streamed cxr-report sends an SSE comment this often while its report is written (sent once validated).
     stream_keepalive_s: float = Field(default=10.0, gt=0)
 

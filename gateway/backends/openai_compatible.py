@@ -144,6 +144,20 @@ class ChatBackend:
             return None
         return f"vllm {version}" if isinstance(version, str) else None
 
+    async def count_tokens(self, text: str) -> int | None:
+        """`text` counted by the backend's own tokenizer (vLLM's /tokenize); None where it cannot say.
+
+        None for a server without the endpoint (llama.cpp, Ollama) or one that is down: the caller then
+        cannot refuse up front, and the report stage reports an overflow as it would any failure.
+        """
+        body = {"model": self.model, "prompt": text, "add_special_tokens": False}
+        try:
+            answer = await self._http.post("/tokenize", json=body, headers=self._auth, timeout=self._probe_timeout_s)
+            count = answer.json().get("count") if answer.status_code == 200 else None
+        except (httpx2.HTTPError, ValueError, AttributeError):
+            return None
+        return count if isinstance(count, int) else None
+
     async def complete(self, call: ChatCall) -> ChatAnswer:
         with self._failures.translate():
             completion = await self._sdk.chat.completions.create(**call.body(), stream=False)

@@ -34,7 +34,7 @@ from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.clinical import ClinicalContent, Language, abstention, fracture_findings, narrative, rules, structured
 from gateway.clinical.structured import StructuredReport
-from gateway.errors import GatewayError, ReportInvalid
+from gateway.errors import GatewayError, IndicationTooLong, ReportInvalid
 from gateway.images import XrayInput, data_uri
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.events import Accepted, Completed, FindingsReady, PipelineEvent, ReportDelta
@@ -58,6 +58,8 @@ from gateway.settings import SamplingDefaults
 from services.contract.roles import Role
 
 T = TypeVar("T")
+# English prose averages ~4 characters a token in the tokenizers of the report models; 8 is beyond any.
+_MOST_CHARACTERS_PER_TOKEN = 8
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class PipelineRequest:
 class PipelineConfig:
     fracture: SamplingDefaults
     report: SamplingDefaults
+    max_indication_tokens: int  # what the report prompt leaves of the report model's context for the indication
 
 
 @dataclass
@@ -186,6 +189,7 @@ class Pipeline:
     async def events(self, request: PipelineRequest) -> AsyncIterator[PipelineEvent]:
         with self._admitted():
             run = _Run(request, await request.image())
+            await self._check_indication(run.xray.text)
             yield Accepted()
             findings = await self._stage_one(run)
             yield FindingsReady(self._findings(run, findings, run.clock.stages))
@@ -232,6 +236,21 @@ class Pipeline:
             if isinstance(event, Completed):
                 return event
         raise AssertionError("the pipeline always ends with a Completed event")
+
+    async def _check_indication(self, text: str) -> None:
+        """Refuse up front an indication that would overflow the report model's context (400, never a partial).
+
+        A token is at least one byte, so text within the limit in UTF-8 bytes needs no count; longer text is
+        counted by the report backend's own tokenizer (Chinese is 2-3 tokens a character on SmolLM2's).
+        """
+        limit = self.config.max_indication_tokens
+        if len(text.encode()) <= limit:
+            return
+        if len(text) > limit * _MOST_CHARACTERS_PER_TOKEN:  # too long for any tokenizer: not even sent to count
+            raise IndicationTooLong(f"{len(text)} characters", limit)
+        tokens = await self.report.count_tokens(text)
+        if tokens is not None and tokens > limit:
+            raise IndicationTooLong(f"{tokens} tokens for the report model", limit)
 
     @contextlib.contextmanager
     def _admitted(self) -> Iterator[None]:

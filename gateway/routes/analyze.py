@@ -23,7 +23,6 @@ from gateway.routes.chat import check_language
 from services.contract.asgi import parse_form
 
 router = APIRouter()
-MAX_INDICATION_CHARS = 2000
 FORM_FIELDS = ("file", "language", "indication", "subject", "encounter", "imaging_study")
 
 
@@ -57,7 +56,7 @@ async def analyze(request: Request, gateway: GatewayDep) -> Response:
         raise ImageRejected("multipart body has no file field named 'file'", param="file")
     language = check_language(_text_field(form, "language"), gateway.settings.default_language)
     subject = fhir.Subject.checked(*(_text_field(form, name) for name in ("subject", "encounter", "imaging_study")))
-    image, indication = await upload.read(), (_text_field(form, "indication") or "")[:MAX_INDICATION_CHARS]
+    image, indication = await upload.read(), _text_field(form, "indication") or ""  # its length: the pipeline's check
 
     async def load() -> XrayInput:  # called by the pipeline once the request holds its backend slots
         return dataclasses.replace(await load_upload(image, gateway.image_policy), text=indication)

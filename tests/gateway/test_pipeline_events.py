@@ -102,6 +102,7 @@ def pipeline(classifier: Classifier, fracture: Fracture, report: Report) -> Pipe
     config = PipelineConfig(
         fracture=SamplingDefaults(temperature=0.3, top_p=0.9, max_tokens=24),
         report=SamplingDefaults(temperature=0.0, top_p=1.0, max_tokens=64),
+        max_indication_tokens=256,
     )
     figures = PublishedFigures(classifier_accuracy=None, fracture_recall=0.487, fracture_precision=None)
     return Pipeline(classifier, fracture, report, load(), [], figures, EngineVersions({}), config, GatewayMetrics())  # type: ignore[arg-type]
