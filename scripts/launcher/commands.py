@@ -18,6 +18,11 @@ from services.contract.paths import REPO_ROOT
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
+# Every model server, in every profile and deployment: no call leaves the hospital. vLLM reports usage
+# statistics to its collection server unless told not to; the Hugging Face libraries would look for
+# newer files on the hub. Weights come from local folders or a cache filled beforehand.
+NO_EGRESS_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
 
 @dataclass(frozen=True)
 class ServiceCommand:
@@ -57,13 +62,18 @@ def _vllm(name: str, role: RoleConfig) -> ServiceCommand:
         argv=[sys.executable, "-m", VLLM_SERVER_MODULE, *vllm_server_args(role)],
         port=role.port,
         health_path="/health",  # 200 only while the engine is alive
-        env=dict(role.env),
+        env=model_server_env(role),
     )
+
+
+def model_server_env(role: RoleConfig) -> dict[str, str]:
+    """A vLLM server's environment: its role's, and never any egress."""
+    return {**role.env, **NO_EGRESS_ENV}
 
 
 def classifier_env(role: RoleConfig, host: str = "127.0.0.1", root: Path = REPO_ROOT) -> dict[str, str]:
     return {
-        **role.env,
+        **model_server_env(role),
         "CLASSIFIER_MODEL_PATH": role.model_location(root),
         "CLASSIFIER_MODEL_NAME": role.served_name,
         "CLASSIFIER_HOST": host,

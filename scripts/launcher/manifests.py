@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from scripts.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, vllm_server_args
-from scripts.launcher.config import RoleConfig, StackConfig, load
+from scripts.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, model_server_env, vllm_server_args
+from scripts.launcher.config import StackConfig, load
 from services.contract.paths import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -49,11 +49,6 @@ def gateway_container_env(stack: StackConfig) -> dict[str, str]:
     return {**env, "GATEWAY_AUDIT_DIR": AUDIT_MOUNT}
 
 
-def _vllm_env(stack: StackConfig, role: RoleConfig) -> dict[str, str]:
-    extra = {"HF_HUB_OFFLINE": "1"} if stack.accelerator == "gpu" else {}
-    return {**role.env, **extra}
-
-
 def _image(stack: StackConfig, kind: str) -> str:
     images = stack.containers.images
     return images.get(f"{kind}-{stack.accelerator}", images.get(kind, ""))
@@ -77,7 +72,7 @@ def _compose_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
         "image": _image(stack, "vllm"),
         "entrypoint": ["python3", "-m", VLLM_SERVER_MODULE],
         "command": vllm_container_args(stack, role),
-        "environment": _vllm_env(stack, config),
+        "environment": model_server_env(config),
         "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
         "expose": [str(config.port)],
         "ipc": "host",  # PyTorch shares tensors between vLLM's processes through /dev/shm
@@ -225,7 +220,7 @@ def _k8s_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
         "image": _image(stack, "vllm"),
         "command": ["python3", "-m", VLLM_SERVER_MODULE],
         "args": vllm_container_args(stack, role),
-        "env": _env_list(_vllm_env(stack, config)),
+        "env": _env_list(model_server_env(config)),
         "ports": [{"containerPort": config.port, "name": "http"}],
         "readinessProbe": _probe(config.port, "/health", 30),
         "livenessProbe": _probe(config.port, "/health", 900),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from scripts.launcher import config, manifests
-from scripts.launcher.commands import classifier_env, gateway_env, service_commands
+from scripts.launcher.commands import NO_EGRESS_ENV, classifier_env, gateway_env, service_commands
 from services.contract.paths import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -113,6 +113,20 @@ def test_compose_and_kubernetes_launch_what_make_run_launches(profile):
     assert {k: v for k, v in compose["services"]["gateway"]["environment"].items() if k.endswith("_MODEL")} == {
         k: v for k, v in native_gateway.items() if k.endswith("_MODEL")
     }
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_no_model_server_may_call_out_in_any_deployment(profile):
+    """vLLM's usage statistics and the hub's update checks are off natively, in compose and on Kubernetes."""
+    stack = config.load(profile, env={})
+    compose = yaml.safe_load((DEPLOY / manifests.GENERATED_PROFILES[profile]).read_text())
+    native = {command.name: command.env for command in service_commands(stack, environ={})}
+    for role, service in manifests.SERVICE_NAMES.items():
+        (deployment,) = [d for d in documents(DEPLOY / "k8s" / profile / f"{service}.yaml") if d["kind"] == "Deployment"]
+        in_k8s = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        native_env = native["classifier" if role == "classifier" else f"vllm-{role}"]
+        for env in (native_env, compose["services"][service]["environment"], in_k8s):
+            assert {key: env.get(key) for key in NO_EGRESS_ENV} == NO_EGRESS_ENV, (profile, service)
 
 
 def test_dockerfiles_install_what_pyproject_pins():
