@@ -98,6 +98,13 @@ class MethodNotAllowed(GatewayError):
     type = "invalid_request_error"
     code = "method_not_allowed"
 
+    def __init__(self, message: str, allow: str | None) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Allow": self.allow} if self.allow else None  # RFC 9110: a 405 names the methods there are
+
 
 class ModelNotFound(GatewayError):
     status = 404
@@ -228,7 +235,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     where = f"{request.method} {request.url.path}"
     if error.status_code == 405:
-        return error_response(MethodNotAllowed(f"method not allowed: {where}"))
+        return error_response(MethodNotAllowed(f"method not allowed: {where}", (error.headers or {}).get("Allow")))
     if error.status_code == 404:
         return error_response(RouteNotFound(f"no such endpoint: {where}"))
     generic = GatewayError(str(error.detail))

@@ -46,3 +46,8 @@ def palette(jpeg: bytes) -> bytes:
 
 def gif(jpeg: bytes) -> bytes:
     return encode(decoded(jpeg).convert("RGB"), "GIF")
+
+
+def thumbnail(jpeg: bytes, side: int = 48) -> bytes:
+    """The X-ray shrunk below what any radiograph is: a picture, but not a chest X-ray."""
+    return encode(decoded(jpeg).resize((side, side)))

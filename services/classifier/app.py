@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Scope
 
-from services.classifier import errors, open_inference
+from services.classifier import errors, open_inference, openapi
 from services.classifier.batcher import DynamicBatcher
 from services.classifier.metrics import WorkerMetrics
 from services.classifier.model import OnnxClassifier
@@ -77,6 +77,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="cxr-serve classifier worker", lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
     app.include_router(open_inference.router)
     app.include_router(router)
     app.add_middleware(

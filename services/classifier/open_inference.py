@@ -141,8 +141,13 @@ async def model_ready(service: KnownModel, response: Response) -> dict[str, bool
     return {"name": service.name, "ready": is_ready}
 
 
-@router.post("/models/{name}/versions/{version}/infer", dependencies=VERSIONED, openapi_extra=_INFER_DOC)
-@router.post("/models/{name}/infer", openapi_extra=_INFER_DOC)
+_INFER_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, tensors.BINARY_MEDIA_TYPE: {}}, "description": "JSON, or JSON then binary tensors"}
+}
+
+
+@router.post("/models/{name}/versions/{version}/infer", dependencies=VERSIONED, openapi_extra=_INFER_DOC, responses=_INFER_ANSWER)
+@router.post("/models/{name}/infer", openapi_extra=_INFER_DOC, responses=_INFER_ANSWER)
 async def infer(request: Request, body: Body, service: KnownModel) -> Response:
     head, binary = tensors.split(body, request.headers.get(tensors.HEADER_LENGTH))
     call = protocol.InferenceRequest.model_validate_json(head)  # a ValidationError is a 400 (errors.py)

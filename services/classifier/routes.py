@@ -47,7 +47,7 @@ async def classify(request: Request, body: Body, service: Service) -> protocol.C
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus"}})
 async def metrics(worker_metrics: Metrics) -> Response:
     return Response(generate_latest(worker_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

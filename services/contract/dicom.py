@@ -30,7 +30,7 @@ from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from pydicom.uid import UID
 
 from services.contract import images
-from services.contract.images import ImageError, ImageTooLarge
+from services.contract.images import ImageError
 
 MEDIA_TYPE = "application/dicom"
 DICOMDIR_CLASS = UID("1.2.840.10008.1.3.10")
@@ -156,8 +156,7 @@ def _check_pixel_header(dataset: Dataset, max_pixels: int) -> None:
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
     if rows * columns == 0:
         raise DicomRejected("the DICOM header gives no image size (Rows, Columns)")
-    if rows * columns > max_pixels:
-        raise ImageTooLarge(f"image is {columns}x{rows} = {rows * columns} pixels; the limit is {max_pixels}")
+    images.check_size(columns, rows, max_pixels)
 
 
 def _decode(dataset: Dataset) -> np.ndarray:

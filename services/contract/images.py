@@ -17,6 +17,9 @@ from PIL import Image, UnidentifiedImageError
 from services.contract.classifier_model import InputSpec
 
 ACCEPTED_FORMATS = ("JPEG", "PNG")
+# A chest radiograph is thousands of pixels a side; anything under 64 is not one (a thumbnail, an icon, a
+# fuzzer's 1x1 PNG) and is refused before any model runs on it.
+MIN_SIDE = 64
 _RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -43,10 +46,15 @@ def open_checked(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageTooLarge(f"image has more pixels than the limit of {max_pixels}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageError("image data is not a JPEG or PNG image") from None
-    width, height = image.size
+    check_size(*image.size, max_pixels)
+    return image
+
+
+def check_size(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
-    return image
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"image is {width}x{height} pixels; a chest X-ray has at least {MIN_SIDE} pixels a side")
 
 
 def mime_type(data: bytes, max_pixels: int) -> str:

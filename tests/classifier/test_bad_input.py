@@ -24,6 +24,7 @@ REFUSED = [
     ("truncated JPEG", images.truncated, 400, "truncated"),
     ("decompression bomb", lambda x: images.decompression_bomb(), 400, "pixels; the limit is"),
     ("GIF (format not accepted)", images.gif, 400, "not a JPEG or PNG"),
+    ("48x48 thumbnail", images.thumbnail, 400, "at least 64 pixels a side"),
 ]
 
 

@@ -61,6 +61,11 @@ def test_too_many_pixels(http):
     assert_openai_error(chat(http, xray_message(bomb, mime="image/png")), 400, "the limit is")
 
 
+def test_a_thumbnail_is_not_a_chest_xray(http, sample_images):
+    tiny = images.thumbnail(sample_images["person1946_bacteria_4874.jpeg"])
+    assert_openai_error(chat(http, xray_message(tiny, mime="image/png")), 400, "at least 64 pixels a side")
+
+
 def test_truncated_jpeg_is_refused_by_the_classifier_and_relayed(http, sample_images):
     broken = images.truncated(next(iter(sample_images.values())))
     response = chat(http, xray_message(broken))
