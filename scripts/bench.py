@@ -11,7 +11,9 @@ ports), then measures, one after another on the same machine:
   - the fracture VLM served by vLLM (c=16) against `transformers` `generate` in-process, one image at a time;
   - the pipeline against its slowest stage driven alone with the same requests at c=16;
   - vLLM's own serving benchmark (TTFT, TPOT) through the gateway and directly;
-  - optionally a soak at c=16 (`--soak SECONDS`, 300 for the 5-minute target).
+  - optionally (`make bench-soak`, `--soak SECONDS`, 300 for the 5-minute target) a soak at c=16 with the
+    gateway's resident memory at its start and end, then a burst of 10x the pipeline's capacity at once:
+    only 200, 429 or 503 may come back, and every service must be ready afterwards.
 Output lengths are shortened (fracture 32 tokens, report 64) so that the run
 fits in ~10 minutes on 2 cores; every side of a comparison uses the same ones.
 Writes bench/results/latest.json (machine, command, raw figures, targets) and
@@ -34,11 +36,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
+import psutil
 
 from gateway.backends.calls import Sampling
 from gateway.clinical import load as load_clinical
 from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
 from gateway.protocol import ClassificationResult
+from gateway.settings import GatewaySettings
 from scripts import loadtest
 from scripts.benchlib import markdown_table, target
 from scripts.launcher import config
@@ -51,6 +55,10 @@ FRACTURE_TOKENS, REPORT_TOKENS, CHAT_TOKENS = 32, 64, 32
 # Enough requests at c=16 for the two stages to overlap in steady state, not just one lockstep wave.
 PIPELINE_C16 = 48
 C1_REQUESTS = 8  # the same 8 X-rays for the pipeline and for each stage alone
+# cxr-report requests the gateway admits at once (the least of GATEWAY_<ROLE>_MAX_CONCURRENCY's defaults:
+# a request holds a slot on every backend); the burst sends ten times as many.
+PIPELINE_CAPACITY = min(GatewaySettings.model_fields[f"{role}_max_concurrency"].default for role in Role)
+BURST_FACTOR = 10
 BENCH_ENV = {"GATEWAY_FRACTURE_MAX_TOKENS": str(FRACTURE_TOKENS), "GATEWAY_REPORT_MAX_TOKENS": str(REPORT_TOKENS)}
 
 
@@ -275,10 +283,47 @@ async def measure(stack: config.StackConfig, soak_s: float) -> tuple[dict, list]
             levels.append(level)
         raw["pipeline"] = [asdict(level) for level in levels]
         if soak_s:
+            gateway = gateway_process(stack)
+            raw["gateway_rss_mb_soak_start"] = resident_mb(gateway)
             soak, _ = await loadtest.run_level(workload, ["cxr", "chat", "stream"], 16, None, soak_s)
             raw["soak"] = asdict(soak)
+            raw["gateway_rss_mb_soak_end"] = resident_mb(gateway)
+            raw["burst"] = await burst(b, xrays, BURST_FACTOR * PIPELINE_CAPACITY)
         await openai_client.close()
     return raw, levels
+
+
+def gateway_process(stack: config.StackConfig) -> psutil.Process:
+    (pid,) = {
+        c.pid for c in psutil.net_connections("tcp") if c.laddr.port == stack.gateway.port and c.status == psutil.CONN_LISTEN
+    }
+    return psutil.Process(pid)
+
+
+def resident_mb(process: psutil.Process) -> float:
+    return process.memory_info().rss / 2**20
+
+
+async def burst(b: Backends, xrays: list[bytes], count: int) -> dict:
+    """`count` cxr-report requests at the same instant, each on its own connection; then every service's readiness."""
+    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=count)) as client:
+
+        async def one(image: bytes) -> int:
+            body = {
+                "model": "cxr-report",
+                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri(image)}}]}],
+            }
+            try:
+                return (await client.post(f"{b.gateway}/v1/chat/completions", json=body)).status_code
+            except httpx.HTTPError:
+                return 0  # no answer at all: counted, and fails the target
+
+        started = time.perf_counter()
+        statuses = await asyncio.gather(*(one(xrays[i % len(xrays)]) for i in range(count)))
+        elapsed = time.perf_counter() - started
+        ready = await client.get(f"{b.gateway}/ready")
+    counted = {str(status): statuses.count(status) for status in sorted(set(statuses))}
+    return {"requests": count, "elapsed_s": elapsed, "statuses": counted, "ready_after": ready.status_code == 200}
 
 
 def targets_from(raw: dict, soak_s: float) -> list[dict]:
@@ -329,6 +374,26 @@ def targets_from(raw: dict, soak_s: float) -> list[dict]:
             0,
             "errors",
             higher_is_better=False,
+        ),
+        target(
+            "gateway resident memory, end / start of the soak",
+            raw["gateway_rss_mb_soak_end"] / raw["gateway_rss_mb_soak_start"] if soak else None,
+            1.10,
+            "ratio",
+            higher_is_better=False,
+        ),
+        target(
+            f"answers other than 200/429/503 to a burst of {BURST_FACTOR}x capacity",
+            sum(n for status, n in raw["burst"]["statuses"].items() if status not in ("200", "429", "503")) if soak else None,
+            0,
+            "answers",
+            higher_is_better=False,
+        ),
+        target(
+            "gateway and every backend ready after the burst",
+            float(raw["burst"]["ready_after"]) if soak else None,
+            1,
+            "(1 = ready)",
         ),
     ]
 
