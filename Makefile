@@ -49,7 +49,7 @@ bench: setup
 	$(PY) -m scripts.bench
 
 bench-soak: setup
-	$(PY) -m scripts.bench --soak 300
+	$(PY) -m scripts.soak --seconds 300
 
 # Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
 deploy-files: $(STAMP)

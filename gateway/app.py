@@ -127,7 +127,10 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         models=infos,
     )
     config = PipelineConfig(
-        fracture=s.sampling(Role.FRACTURE), report=s.sampling(Role.REPORT), max_indication_tokens=s.max_indication_tokens
+        fracture=s.sampling(Role.FRACTURE),
+        report=s.sampling(Role.REPORT),
+        max_indication_tokens=s.max_indication_tokens,
+        deadline_s=s.request_deadline_s,
     )
     engines = EngineVersions({str(role): backend.engine_version for role, backend in _by_role(classifier, fracture, report)})
     pipeline = Pipeline(

@@ -128,11 +128,11 @@ class BackendSaturated(GatewayError):
     status = 429
     type = "rate_limit_error"
     code = "backend_saturated"
-    retry_after_s = 1
 
-    def __init__(self, backend: str, limit: int) -> None:
-        super().__init__(f"{backend} backend is at its concurrency limit ({limit} in flight); retry shortly")
+    def __init__(self, backend: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(f"{backend} backend is at its concurrency limit ({limit} in flight); retry in {retry_after_s} s")
         self.backend = backend
+        self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}

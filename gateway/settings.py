@@ -114,6 +114,10 @@ class GatewaySettings(BaseSettings):
     # real calls succeed; a probe not answered within probe_timeout_s makes the backend not ready.
     ready_fresh_s: float = Field(default=5.0, gt=0)
     probe_timeout_s: float = Field(default=10.0, gt=0)
+    # One budget for a whole cxr-report (classifier, ChexFract and the report together). The per-backend
+    # timeouts above bound each read (a backend's silence); this bounds the request, however steadily a
+    # backend writes. A stage still running at the deadline fails (partial, or 503 for the classifier).
+    request_deadline_s: float = Field(default=360.0, gt=0)
     # In-flight requests per backend; beyond it the gateway answers 429 + Retry-After.
     classifier_max_concurrency: int = Field(default=128, ge=1)
     fracture_max_concurrency: int = Field(default=64, ge=1)
@@ -151,6 +155,9 @@ class GatewaySettings(BaseSettings):
     # accepts any). Defaults: the contract's (DX, CR; CHEST). Anything else is a 400 naming the value.
     dicom_modalities: str = DEFAULT_MODALITIES
     dicom_body_parts: str = DEFAULT_BODY_PARTS
+    # HTTPS: a PEM certificate (chain) and its key; without them plain HTTP, meant for 127.0.0.1 only.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     # file:// image URLs are refused unless they resolve under this folder.
     image_folder: Path | None = None
     # http(s) image URLs would make the gateway fetch from the network: off unless an operator opts in.
@@ -170,6 +177,11 @@ class GatewaySettings(BaseSettings):
         for key in self.all_api_keys():
             if len(key) < 16:
                 raise ValueError("every API key must be at least 16 characters")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE, or neither")
+        for tls_file in (self.tls_cert_file, self.tls_key_file):
+            if tls_file is not None and not tls_file.is_file():
+                raise ValueError(f"TLS file {tls_file} does not exist")
         if self.image_folder is not None and not self.image_folder.is_dir():
             raise ValueError(f"GATEWAY_IMAGE_FOLDER {self.image_folder} is not a folder")
         if self.audit_key is not None and self.audit_key_file is not None:

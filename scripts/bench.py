@@ -1,6 +1,6 @@
 """`make bench`: the stack's performance targets, each measured side by side in one run.
 
-    .venv/bin/python -m scripts.bench [--soak 300] [--output bench/results/latest.json]
+    .venv/bin/python -m scripts.bench [--output bench/results/latest.json]
 
 Starts the cpu-profile stack through the launcher (as `make run` does, on free
 ports), then measures, one after another on the same machine:
@@ -10,10 +10,8 @@ ports), then measures, one after another on the same machine:
   - the fan-out's cost: pipeline latency against max(classifier, VLM) + report, each called alone;
   - the fracture VLM served by vLLM (c=16) against `transformers` `generate` in-process, one image at a time;
   - the pipeline against its slowest stage driven alone with the same requests at c=16;
-  - vLLM's own serving benchmark (TTFT, TPOT) through the gateway and directly;
-  - optionally (`make bench-soak`, `--soak SECONDS`, 300 for the 5-minute target) a soak at c=16 with the
-    gateway's resident memory at its start and end, then a burst of 10x the pipeline's capacity at once:
-    only 200, 429 or 503 may come back, and every service must be ready afterwards.
+  - vLLM's own serving benchmark (TTFT, TPOT) through the gateway and directly.
+The soak and the overload burst are `make bench-soak` (scripts/soak.py).
 Output lengths are shortened (fracture 32 tokens, report 64) so that the run
 fits in ~10 minutes on 2 cores; every side of a comparison uses the same ones.
 Writes bench/results/latest.json (machine, command, raw figures, targets) and
@@ -36,13 +34,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
-import psutil
 
 from gateway.backends.calls import Sampling
 from gateway.clinical import load as load_clinical
+from gateway.clinical.abstention import Assessed
 from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
 from gateway.protocol import ClassificationResult
-from gateway.settings import GatewaySettings
 from scripts import loadtest
 from scripts.benchlib import markdown_table, target
 from scripts.launcher import config
@@ -55,10 +52,6 @@ FRACTURE_TOKENS, REPORT_TOKENS, CHAT_TOKENS = 32, 64, 32
 # Enough requests at c=16 for the two stages to overlap in steady state, not just one lockstep wave.
 PIPELINE_C16 = 48
 C1_REQUESTS = 8  # the same 8 X-rays for the pipeline and for each stage alone
-# cxr-report requests the gateway admits at once (the least of GATEWAY_<ROLE>_MAX_CONCURRENCY's defaults:
-# a request holds a slot on every backend); the burst sends ten times as many.
-PIPELINE_CAPACITY = min(GatewaySettings.model_fields[f"{role}_max_concurrency"].default for role in Role)
-BURST_FACTOR = 10
 BENCH_ENV = {"GATEWAY_FRACTURE_MAX_TOKENS": str(FRACTURE_TOKENS), "GATEWAY_REPORT_MAX_TOKENS": str(REPORT_TOKENS)}
 
 
@@ -136,6 +129,7 @@ class Backends:
             fracture_text=cxr["fracture"]["text"] if cxr["fracture"] else None,
             risk_text=cxr["risk_level"]["text"],
             indication="",
+            assessed=[Assessed(**assessment) for assessment in cxr["assessments"]],
         )
         payload = report_call("report-llm", self.clinical, facts, self.sampling(Role.REPORT, REPORT_TOKENS)).body()
         answer = await self.post(f"{self.stack.url('report')}/v1/chat/completions", json=payload)
@@ -264,7 +258,7 @@ def vllm_bench_serve(base_url: str, label: str, prompts: int = 32) -> dict:
     return {key: result.get(key) for key in keys}
 
 
-async def measure(stack: config.StackConfig, soak_s: float) -> tuple[dict, list]:
+async def measure(stack: config.StackConfig) -> tuple[dict, list]:
     xrays = images()
     async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=64)) as client:
         b = Backends(stack, client)
@@ -282,58 +276,17 @@ async def measure(stack: config.StackConfig, soak_s: float) -> tuple[dict, list]
             level, _ = await loadtest.run_level(workload, ["cxr"], concurrency, requests, None)
             levels.append(level)
         raw["pipeline"] = [asdict(level) for level in levels]
-        if soak_s:
-            gateway = gateway_process(stack)
-            raw["gateway_rss_mb_soak_start"] = resident_mb(gateway)
-            soak, _ = await loadtest.run_level(workload, ["cxr", "chat", "stream"], 16, None, soak_s)
-            raw["soak"] = asdict(soak)
-            raw["gateway_rss_mb_soak_end"] = resident_mb(gateway)
-            raw["burst"] = await burst(b, xrays, BURST_FACTOR * PIPELINE_CAPACITY)
         await openai_client.close()
     return raw, levels
 
 
-def gateway_process(stack: config.StackConfig) -> psutil.Process:
-    (pid,) = {
-        c.pid for c in psutil.net_connections("tcp") if c.laddr.port == stack.gateway.port and c.status == psutil.CONN_LISTEN
-    }
-    return psutil.Process(pid)
-
-
-def resident_mb(process: psutil.Process) -> float:
-    return process.memory_info().rss / 2**20
-
-
-async def burst(b: Backends, xrays: list[bytes], count: int) -> dict:
-    """`count` cxr-report requests at the same instant, each on its own connection; then every service's readiness."""
-    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=count)) as client:
-
-        async def one(image: bytes) -> int:
-            body = {
-                "model": "cxr-report",
-                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri(image)}}]}],
-            }
-            try:
-                return (await client.post(f"{b.gateway}/v1/chat/completions", json=body)).status_code
-            except httpx.HTTPError:
-                return 0  # no answer at all: counted, and fails the target
-
-        started = time.perf_counter()
-        statuses = await asyncio.gather(*(one(xrays[i % len(xrays)]) for i in range(count)))
-        elapsed = time.perf_counter() - started
-        ready = await client.get(f"{b.gateway}/ready")
-    counted = {str(status): statuses.count(status) for status in sorted(set(statuses))}
-    return {"requests": count, "elapsed_s": elapsed, "statuses": counted, "ready_after": ready.status_code == 200}
-
-
-def targets_from(raw: dict, soak_s: float) -> list[dict]:
+def targets_from(raw: dict) -> list[dict]:
     overhead = raw["gateway_overhead"]
     alone = raw["stages_alone"]
     pipeline = {level["concurrency"]: level for level in raw["pipeline"]}
     c1 = alone["c1"]
     fan_out_bound = max(c1["classifier"]["p50_ms"], c1["fracture"]["p50_ms"]) + c1["report"]["p50_ms"]
     slowest = min(alone["c16"]["fracture"]["throughput_rps"], alone["c16"]["report"]["throughput_rps"])
-    soak = raw.get("soak")
     return [
         target(
             "gateway p50 / direct p50 at c=1",
@@ -368,39 +321,11 @@ def targets_from(raw: dict, soak_s: float) -> list[dict]:
             "ratio",
         ),
         target("pipeline c=16 / slowest stage alone at c=16", pipeline[16]["throughput_rps"] / slowest, 0.8, "ratio"),
-        target(
-            f"errors in a {soak_s:.0f} s soak at c=16" if soak else "errors in a 5-minute soak at c=16 (run with --soak 300)",
-            sum(soak["errors"].values()) if soak else None,
-            0,
-            "errors",
-            higher_is_better=False,
-        ),
-        target(
-            "gateway resident memory, end / start of the soak",
-            raw["gateway_rss_mb_soak_end"] / raw["gateway_rss_mb_soak_start"] if soak else None,
-            1.10,
-            "ratio",
-            higher_is_better=False,
-        ),
-        target(
-            f"answers other than 200/429/503 to a burst of {BURST_FACTOR}x capacity",
-            sum(n for status, n in raw["burst"]["statuses"].items() if status not in ("200", "429", "503")) if soak else None,
-            0,
-            "answers",
-            higher_is_better=False,
-        ),
-        target(
-            "gateway and every backend ready after the burst",
-            float(raw["burst"]["ready_after"]) if soak else None,
-            1,
-            "(1 = ready)",
-        ),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load at c=16 (300: the 5-minute target)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--table", action="store_true", help="only print the targets of --output as a markdown table")
     args = parser.parse_args(argv)
@@ -413,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         launcher.wait_for_line("READY ", 900)
         print("stack ready; measuring", flush=True)
-        raw, levels = asyncio.run(measure(stack, args.soak))
+        raw, levels = asyncio.run(measure(stack))
         # The first run in a process is slower whichever side it measures (measured: TTFT 3.4 s vs 0.7 s),
         # so a discarded warm-up run comes first.
         vllm_bench_serve(stack.url("report"), "warm-up", prompts=8)
@@ -427,10 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     # core, as the cpu profile gives the vLLM engine (VLLM_CPU_OMP_THREADS_BIND): the per-core view.
     raw["transformers_vlm"] = transformers_vlm_baseline(images(), threads=2)
     raw["transformers_vlm_1_thread"] = transformers_vlm_baseline(images(), threads=1)
-    targets = targets_from(raw, args.soak)
+    targets = targets_from(raw)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, cpu profile",
-        "command": "make bench" + (f" (python -m scripts.bench --soak {args.soak:g})" if args.soak else ""),
+        "command": "make bench",
         "output_tokens": {"fracture": FRACTURE_TOKENS, "report": REPORT_TOKENS, "chat": CHAT_TOKENS},
         "raw": raw,
         "targets": targets,

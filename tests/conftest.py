@@ -92,7 +92,7 @@ class GatewayProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = int(env["GATEWAY_PORT"])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if env.get('GATEWAY_TLS_CERT_FILE') else 'http'}://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
@@ -107,7 +107,7 @@ class GatewayProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited: {log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=1, verify=False).status_code == 200:  # started, not trusted
                     return
             except httpx.HTTPError:
                 time.sleep(0.3)

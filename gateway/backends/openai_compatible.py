@@ -176,31 +176,31 @@ class ChatBackend:
 
     async def relay(self, body: bytes, content_type: str) -> Relayed:
         """Pass a client's request through; streamed answers are relayed chunk by chunk, never buffered."""
-        self.limit.acquire()  # held until the relayed body is finished: the stream occupies the backend
+        ticket = self.limit.acquire()  # held until the relayed body is finished: the stream occupies the backend
         try:
             with self._failures.translate():
                 headers = {"content-type": content_type, **self._auth}
                 request = self._http.build_request("POST", "/v1/chat/completions", content=body, headers=headers)
                 response = await self._http.send(request, stream=True)
         except BaseException:
-            self.limit.release()
+            self.limit.release(ticket)
             raise
         if response.status_code in (401, 403):  # the gateway's key for the backend, not the client's: never a 401 to it
             await response.aclose()
-            self.limit.release()
+            self.limit.release(ticket)
             with self._failures.translate(admit=False):
                 raise BackendAuthFailed(self.name, response.status_code)
         content_type = response.headers.get("content-type", "application/json")
-        return Relayed(response.status_code, content_type, self._relay_body(response))
+        return Relayed(response.status_code, content_type, self._relay_body(response, ticket))
 
-    async def _relay_body(self, response: httpx2.Response) -> AsyncIterator[bytes]:
+    async def _relay_body(self, response: httpx2.Response, ticket: float) -> AsyncIterator[bytes]:
         try:
             with self._failures.translate(admit=False):
                 async for chunk in response.aiter_raw():
                     yield chunk
         finally:
             await response.aclose()
-            self.limit.release()
+            self.limit.release(ticket)
 
 
 def _model_ids(response: httpx2.Response) -> list[str]:

@@ -34,7 +34,7 @@ from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.clinical import ClinicalContent, Language, abstention, fracture_findings, narrative, rules, structured
 from gateway.clinical.structured import StructuredReport
-from gateway.errors import GatewayError, IndicationTooLong, ReportInvalid
+from gateway.errors import BackendFailed, GatewayError, IndicationTooLong, ReportInvalid
 from gateway.images import XrayInput, data_uri
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.events import Accepted, Completed, FindingsReady, PipelineEvent, ReportDelta
@@ -88,6 +88,7 @@ class PipelineConfig:
     fracture: SamplingDefaults
     report: SamplingDefaults
     max_indication_tokens: int  # what the report prompt leaves of the report model's context for the indication
+    deadline_s: float  # one end-to-end budget for classifier, ChexFract and the report together
 
 
 @dataclass
@@ -126,6 +127,7 @@ class _Run:
 
     request: PipelineRequest
     xray: XrayInput
+    deadline: float  # the event loop's clock: when every stage must be done
     clock: StageClock = field(default_factory=StageClock)
     warnings: list[StageWarning] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -188,7 +190,7 @@ class Pipeline:
 
     async def events(self, request: PipelineRequest) -> AsyncIterator[PipelineEvent]:
         with self._admitted():
-            run = _Run(request, await request.image())
+            run = _Run(request, await request.image(), asyncio.get_running_loop().time() + self.config.deadline_s)
             await self._check_indication(run.xray.text)
             yield Accepted()
             findings = await self._stage_one(run)
@@ -203,10 +205,7 @@ class Pipeline:
         report = _Report()
         try:
             with run.clock.measure(Role.REPORT):
-                async for piece in self.report.stream(self._report_call(findings, run)):
-                    report.pieces.append(piece.text)
-                    report.finish_reason = piece.finish_reason or report.finish_reason
-                    run.usage += piece.usage or Usage()
+                await self._before_deadline(run, Role.REPORT, lambda: self._write(report, findings, run))
                 report.structured = self._validated(report, structured.expected(findings.assessed))
         except GatewayError as error:
             report.error = error
@@ -219,6 +218,29 @@ class Pipeline:
             self.clinical, report.structured, findings.assessed, language, self._disclaimer(language)
         )
         return report
+
+    async def _write(self, report: _Report, findings: Findings, run: _Run) -> None:
+        async for piece in self.report.stream(self._report_call(findings, run)):
+            report.pieces.append(piece.text)
+            report.finish_reason = piece.finish_reason or report.finish_reason
+            run.usage += piece.usage or Usage()
+
+    async def _before_deadline(self, run: _Run, stage: Role, call: Callable[[], Awaitable[T]]) -> T:
+        """A stage's call, cut when the request's deadline passes, and never made once it has passed.
+
+        Backend timeouts bound each call's silences (a read timeout); this bounds the whole request,
+        however steadily a backend keeps writing.
+        """
+        failure = BackendFailed(
+            stage, f"not done within the request's deadline ({self.config.deadline_s:g} s, GATEWAY_REQUEST_DEADLINE_S)"
+        )
+        if asyncio.get_running_loop().time() >= run.deadline:
+            raise failure
+        try:
+            async with asyncio.timeout_at(run.deadline):
+                return await call()
+        except TimeoutError:
+            raise failure from None
 
     def _validated(
         self, report: _Report, expected: list[tuple[abstention.FindingName, structured.ReportStatus]]
@@ -265,7 +287,8 @@ class Pipeline:
     async def _stage_one(self, run: _Run) -> Findings:
         try:
             async with asyncio.TaskGroup() as group:
-                classified = group.create_task(run.clock.run(Role.CLASSIFIER, self.classifier.classify(run.xray.image)))
+                classify = self._before_deadline(run, Role.CLASSIFIER, lambda: self.classifier.classify(run.xray.image))
+                classified = group.create_task(run.clock.run(Role.CLASSIFIER, classify))
                 described = group.create_task(self._fracture(run))
         except ExceptionGroup as failed:  # the classifier failed; ChexFract's call has been cancelled
             raise failed.exceptions[0] from None
@@ -297,7 +320,8 @@ class Pipeline:
 
     async def _fracture(self, run: _Run) -> FractureResult | None:
         try:
-            answer = await run.clock.run(Role.FRACTURE, self.fracture.complete(self.fracture_call(run.xray)))
+            describe = self._before_deadline(run, Role.FRACTURE, lambda: self.fracture.complete(self.fracture_call(run.xray)))
+            answer = await run.clock.run(Role.FRACTURE, describe)
         except GatewayError as error:
             run.failed(Role.FRACTURE, error)
             return None

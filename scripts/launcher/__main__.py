@@ -27,7 +27,8 @@ def _raise_stop(_signum: int, _frame: object) -> None:
 
 
 def _print_ready(service: supervisor.RunningService) -> None:
-    print(f"  {service.command.name:<16} http://127.0.0.1:{service.command.port}  (log: {service.log_path})", flush=True)
+    command = service.command
+    print(f"  {command.name:<16} {command.scheme}://127.0.0.1:{command.port}  (log: {service.log_path})", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"cxr-serve: profile {stack.profile}: {stack.description}", flush=True)
     try:
         with supervisor.running([backends, gateway], args.log_dir, args.timeout, _print_ready) as services:
-            print(f"READY http://{_ready_host(gateway_command.env['GATEWAY_HOST'])}:{gateway_command.port}", flush=True)
+            host = _ready_host(gateway_command.env["GATEWAY_HOST"])
+            print(f"READY {gateway_command.scheme}://{host}:{gateway_command.port}", flush=True)
             supervisor.supervise(services, args.log_dir, _report)
     except supervisor.LaunchError as error:
         print(f"cxr-serve: {error}", file=sys.stderr, flush=True)

@@ -31,9 +31,10 @@ class ServiceCommand:
     port: int
     health_path: str
     env: dict[str, str] = field(default_factory=dict)
+    scheme: str = "http"  # the gateway's is https when it is given a certificate
 
     def health_url(self, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{self.health_path}"
+        return f"{self.scheme}://{host}:{self.port}{self.health_path}"
 
 
 def vllm_server_args(role: RoleConfig, host: str = "127.0.0.1", root: Path = REPO_ROOT) -> list[str]:
@@ -125,6 +126,7 @@ def _gateway(stack: StackConfig, environ: Mapping[str, str]) -> ServiceCommand:
         port=int(env["GATEWAY_PORT"]),
         health_path="/ready",
         env=env,
+        scheme="https" if env.get("GATEWAY_TLS_CERT_FILE") else "http",
     )
 
 

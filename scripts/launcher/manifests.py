@@ -41,7 +41,10 @@ def vllm_container_args(stack: StackConfig, role: str) -> list[str]:
 
 # The audit trail outlives containers: a volume, never the image's (read-only, non-root) /app.
 AUDIT_MOUNT = "/var/lib/cxr-serve/audit"
+TLS_MOUNT = "/etc/cxr-serve/tls"
 GATEWAY_UID = 10001  # deploy/gateway.Dockerfile's user
+GATEWAY_REPLICAS = 3  # the seeds' Kubernetes example; the PodDisruptionBudget keeps two through a drain
+INGRESS_HOST = "cxr-serve.hospital.example"  # replace with the hospital's name for the gateway (README, Kubernetes)
 
 
 def gateway_container_env(stack: StackConfig) -> dict[str, str]:
@@ -57,6 +60,19 @@ def _image(stack: StackConfig, kind: str) -> str:
 def _health_command(port: int, path: str) -> list[str]:
     # python, not curl: every image here has python, not every image has curl.
     return ["CMD", "python3", "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=5)"]
+
+
+def _gateway_health_command(port: int) -> list[str]:
+    """The gateway answers HTTPS once given a certificate (GATEWAY_TLS_CERT_FILE in gateway.env): ask in kind.
+
+    The container asks itself on 127.0.0.1, whose name no certificate carries: liveness, not identity.
+    """
+    check = (
+        "import os, ssl, urllib.request; "
+        "scheme = 'https' if os.environ.get('GATEWAY_TLS_CERT_FILE') else 'http'; "
+        f"urllib.request.urlopen(scheme + '://127.0.0.1:{port}/health', timeout=5, context=ssl._create_unverified_context())"
+    )
+    return ["CMD", "python3", "-c", check]
 
 
 # --- docker compose ----------------------------------------------------------------------------------
@@ -124,10 +140,11 @@ def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
         "environment": gateway_container_env(stack),
         # API keys (GATEWAY_API_KEYS=...) live in this file, which is never committed.
         "env_file": [{"path": "gateway.env", "required": False}],
-        "volumes": [f"../models:{_root(stack) / 'models'}:ro", f"audit:{AUDIT_MOUNT}"],
+        # HTTPS: put the certificate and key in deploy/tls/ and name them in gateway.env (README, "TLS").
+        "volumes": [f"../models:{_root(stack) / 'models'}:ro", f"audit:{AUDIT_MOUNT}", f"./tls:{TLS_MOUNT}:ro"],
         "ports": [f"{port}:{port}"],  # the only published port
         "depends_on": {SERVICE_NAMES[role]: {"condition": "service_healthy"} for role in stack.roles},
-        "healthcheck": {"test": _health_command(port, "/health"), "interval": "10s", "retries": 3},
+        "healthcheck": {"test": _gateway_health_command(port), "interval": "10s", "retries": 3},
         "networks": ["backend", "frontend"],
         "restart": "unless-stopped",
     }
@@ -272,7 +289,7 @@ def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
         ],
     }
     audit = {"name": "audit", "persistentVolumeClaim": {"claimName": "cxr-audit"}}
-    return _deployment("gateway", container, [_models_volume(), audit], replicas=2, fs_group=GATEWAY_UID)
+    return _deployment("gateway", container, [_models_volume(), audit], replicas=GATEWAY_REPLICAS, fs_group=GATEWAY_UID)
 
 
 def _service(name: str, port: int) -> dict[str, Any]:
@@ -291,7 +308,7 @@ def _hpa(name: str, max_replicas: int) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": 2 if name == "gateway" else 1,
+            "minReplicas": GATEWAY_REPLICAS if name == "gateway" else 1,
             "maxReplicas": max_replicas,
             "metrics": [
                 {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
@@ -335,6 +352,78 @@ def _backend_policy(stack: StackConfig) -> dict[str, Any]:
     }
 
 
+def _egress_policies(stack: StackConfig) -> list[dict[str, Any]]:
+    """No model server may open a connection to anything; the gateway only to the backends and to DNS.
+
+    Patient data never leaves the hospital: with these (and NO_EGRESS_ENV), a model server that tried to
+    report usage or fetch weights would be refused by the cluster as well as by its own settings.
+    """
+    backends = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cxr-backends-no-egress"},
+        "spec": {
+            "podSelector": {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/component", "operator": "In", "values": sorted(SERVICE_NAMES.values())}
+                ]
+            },
+            "policyTypes": ["Egress"],
+            "egress": [],
+        },
+    }
+    dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    to_backends = {
+        "to": [{"podSelector": {"matchLabels": _labels(SERVICE_NAMES[role])}} for role in stack.roles],
+        "ports": [{"port": cfg.port} for cfg in stack.roles.values()],
+    }
+    gateway = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cxr-gateway-egress-to-backends-only"},
+        "spec": {"podSelector": {"matchLabels": _labels("gateway")}, "policyTypes": ["Egress"], "egress": [to_backends, dns]},
+    }
+    return [backends, gateway]
+
+
+def _ingress(stack: StackConfig) -> dict[str, Any]:
+    """HTTPS for the hospital's network, terminated here (ingress-nginx), plain HTTP inside the namespace.
+
+    The certificate is the Secret `cxr-gateway-tls` (kubectl create secret tls cxr-gateway-tls --cert --key);
+    the host name is the hospital's. Streams run for minutes and bodies carry X-rays: the annotations say so.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": "gateway",
+            "annotations": {
+                "nginx.ingress.kubernetes.io/proxy-body-size": "32m",
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
+                "nginx.ingress.kubernetes.io/proxy-buffering": "off",  # SSE: each event as it is written
+            },
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": [INGRESS_HOST], "secretName": "cxr-gateway-tls"}],
+            "rules": [
+                {
+                    "host": INGRESS_HOST,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "gateway", "port": {"number": stack.gateway.port}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
 def _claim(name: str, size: str, access: str = "ReadOnlyMany") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -353,8 +442,14 @@ def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
         ],
         "storage.yaml": [_claim("cxr-models", "5Gi"), _claim("cxr-audit", "10Gi", "ReadWriteMany")]
         + ([_claim("cxr-hf-cache", "100Gi")] if stack.accelerator == "gpu" else []),
-        "networkpolicy.yaml": [_backend_policy(stack)],
-        "gateway.yaml": [_k8s_gateway(stack), _service("gateway", stack.gateway.port), _hpa("gateway", 8), _pdb("gateway")],
+        "networkpolicy.yaml": [_backend_policy(stack), *_egress_policies(stack)],
+        "gateway.yaml": [
+            _k8s_gateway(stack),
+            _service("gateway", stack.gateway.port),
+            _hpa("gateway", 8),
+            _pdb("gateway"),
+            _ingress(stack),
+        ],
         "classifier.yaml": [
             _k8s_classifier(stack),
             _service("classifier", stack.roles["classifier"].port),

@@ -68,6 +68,12 @@ def check_port_free(command: ServiceCommand, host: str = "127.0.0.1") -> None:
             ) from None
 
 
+def _health_client() -> httpx.Client:
+    # It polls its own children on 127.0.0.1 for readiness, not identity: a gateway serving HTTPS with a
+    # certificate for its public name is still polled (and the certificate's chain checked by clients).
+    return httpx.Client(timeout=2.0, verify=False)
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     text = path.read_text(errors="replace").splitlines() if path.exists() else []
     return "\n".join("    " + line for line in text[-lines:])
@@ -93,7 +99,7 @@ def wait_healthy(services: list[RunningService], timeout_s: float, on_ready: Cal
     """Poll every service's health URL until all answer 200; fail fast if one exits."""
     pending = list(services)
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2.0) as client:
+    with _health_client() as client:
         while pending:
             for service in list(pending):
                 if service.process.poll() is not None:
@@ -138,7 +144,7 @@ def supervise(
     `services` is updated in place, so the caller's `stop()` reaches the restarted processes.
     """
     due: dict[int, float] = {}  # index in `services` -> when its restart is due
-    with httpx.Client(timeout=2.0) as client:
+    with _health_client() as client:
         while True:
             now = time.monotonic()
             for index, service in enumerate(services):

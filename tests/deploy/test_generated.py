@@ -147,3 +147,41 @@ def test_dockerfiles_install_what_pyproject_pins():
     for dockerfile in DEPLOY.glob("*.Dockerfile"):
         for extra in re.findall(r'"\.\[(\w+)\]"', dockerfile.read_text()):
             assert extra in extras, f"{dockerfile.name} installs unknown extra {extra}"
+
+
+def _of_kind(profile: str, file_name: str, kind: str) -> list[dict]:
+    return [doc for doc in documents(DEPLOY / "k8s" / profile / file_name) if doc["kind"] == kind]
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_three_gateways_behind_an_ingress_that_terminates_tls(profile):
+    (deployment,) = _of_kind(profile, "gateway.yaml", "Deployment")
+    (autoscaler,) = _of_kind(profile, "gateway.yaml", "HorizontalPodAutoscaler")
+    assert deployment["spec"]["replicas"] == 3 and autoscaler["spec"]["minReplicas"] == 3
+    (ingress,) = _of_kind(profile, "gateway.yaml", "Ingress")
+    (tls,) = ingress["spec"]["tls"]
+    (rule,) = ingress["spec"]["rules"]
+    assert tls["secretName"] and tls["hosts"] == [rule["host"]]
+    (path,) = rule["http"]["paths"]
+    (service,) = _of_kind(profile, "gateway.yaml", "Service")
+    assert path["backend"]["service"] == {
+        "name": service["metadata"]["name"],
+        "port": {"number": service["spec"]["ports"][0]["port"]},
+    }
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_model_servers_may_open_no_connection_and_the_gateway_only_to_them(profile):
+    policies = {doc["metadata"]["name"]: doc["spec"] for doc in _of_kind(profile, "networkpolicy.yaml", "NetworkPolicy")}
+    backends = policies["cxr-backends-no-egress"]
+    assert backends["policyTypes"] == ["Egress"] and backends["egress"] == []  # deny all
+    (selector,) = backends["podSelector"]["matchExpressions"]
+    assert set(selector["values"]) == set(manifests.SERVICE_NAMES.values())
+    gateway = policies["cxr-gateway-egress-to-backends-only"]
+    to_backends, dns = gateway["egress"]
+    stack = config.load(profile, env={})
+    assert {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in to_backends["to"]} == set(
+        manifests.SERVICE_NAMES.values()
+    )
+    assert sorted(port["port"] for port in to_backends["ports"]) == sorted(cfg.port for cfg in stack.roles.values())
+    assert "to" not in dns and {port["port"] for port in dns["ports"]} == {53}

@@ -1,4 +1,4 @@
-"""The circuit breaker's states and the cached readiness probe (gateway/backends/health.py, contract/probes.py).
+"""The circuit breaker's states, the cached readiness probe and the admission limit's Retry-After.
 
 The behaviour against real failing backends is in test_process_faults.py;
 here each transition is pinned down on its own.
@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from gateway.backends.base import ConcurrencyLimit
 from gateway.backends.health import Circuit, CircuitBreaker, Readiness
-from gateway.errors import BackendFailed, BackendUnavailable, UpstreamRejected
+from gateway.errors import BackendFailed, BackendSaturated, BackendUnavailable, UpstreamRejected
 from gateway.settings import ProbePolicy
 from services.contract.probes import CachedProbe
 
@@ -103,3 +104,20 @@ async def test_a_failure_makes_the_next_check_probe_again():
     cached = CachedProbe(probe, fresh_s=60)
     assert (await cached.check())[0] is True
     assert (await cached.check(last_failure=time.monotonic()))[0] is False
+
+
+def test_retry_after_is_the_wait_the_backends_own_history_suggests():
+    now = [100.0]
+    limit = ConcurrencyLimit("report", 1, clock=lambda: now[0])
+    ticket = limit.acquire()
+    with pytest.raises(BackendSaturated) as first:
+        limit.acquire()
+    assert first.value.headers() == {"Retry-After": "1"}  # no history yet: the shortest honest wait
+    now[0] += 20  # a request that held its slot 20 s
+    limit.release(ticket)
+    limit.acquire()
+    now[0] += 5
+    with pytest.raises(BackendSaturated) as refused:
+        limit.acquire()
+    assert refused.value.headers() == {"Retry-After": "15"}  # typically 20 s, the holder is 5 s in
+    assert "retry in 15 s" in refused.value.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -81,8 +82,11 @@ PIECES = [VALID_REPORT[:20], VALID_REPORT[20:90], VALID_REPORT[90:]]
 class Report:
     model = "report-llm"
 
-    def __init__(self, pieces: list[str], fail_after: int | None = None, limit: int = 4, finish_reason: str = "stop") -> None:
+    def __init__(
+        self, pieces: list[str], fail_after: int | None = None, limit: int = 4, finish_reason: str = "stop", pause_s: float = 0
+    ) -> None:
         self.limit = ConcurrencyLimit("report", limit)
+        self.pause_s = pause_s  # between pieces: a backend that keeps writing, slowly
         self.pieces = pieces
         self.fail_after = fail_after
         self.finish_reason = finish_reason
@@ -93,16 +97,18 @@ class Report:
         for index, text in enumerate(self.pieces):
             if index == self.fail_after:
                 raise BackendFailed("report", "broke off: connection reset")
+            await asyncio.sleep(self.pause_s)
             yield StreamPiece(text=text)
         usage = Usage(prompt_tokens=300, completion_tokens=3, total_tokens=303)
         yield StreamPiece(finish_reason=self.finish_reason, usage=usage)  # type: ignore[arg-type]
 
 
-def pipeline(classifier: Classifier, fracture: Fracture, report: Report) -> Pipeline:
+def pipeline(classifier: Classifier, fracture: Fracture, report: Report, deadline_s: float = 60) -> Pipeline:
     config = PipelineConfig(
         fracture=SamplingDefaults(temperature=0.3, top_p=0.9, max_tokens=24),
         report=SamplingDefaults(temperature=0.0, top_p=1.0, max_tokens=64),
         max_indication_tokens=256,
+        deadline_s=deadline_s,
     )
     figures = PublishedFigures(classifier_accuracy=None, fracture_recall=0.487, fracture_precision=None)
     return Pipeline(classifier, fracture, report, load(), [], figures, EngineVersions({}), config, GatewayMetrics())  # type: ignore[arg-type]
@@ -192,3 +198,23 @@ async def test_a_client_leaving_half_way_gives_every_slot_back():
     assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (1, 1, 1)
     await stream.aclose()  # what Starlette does when the client disconnects
     assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (0, 0, 0)
+
+
+async def test_one_deadline_bounds_the_whole_request_however_steadily_the_report_is_written():
+    report = Report(PIECES * 10, pause_s=0.05)  # 30 pieces, 1.5 s: never silent long enough for a read timeout
+    started = time.monotonic()
+    done = (await events(pipeline(Classifier(), Fracture(), report, deadline_s=0.6)))[-1]
+    assert time.monotonic() - started < 1.0
+    assert isinstance(done, Completed) and done.result.status == "partial" and done.finish_reason == "error"
+    assert [(w.stage, w.message) for w in done.result.warnings] == [
+        ("report", "report backend failed: not done within the request's deadline (0.6 s, GATEWAY_REQUEST_DEADLINE_S)")
+    ]
+    assert done.result.fracture is not None  # stage one finished in time and is kept
+
+
+async def test_a_deadline_passing_in_stage_one_fails_the_optional_stage_only_and_the_report_is_not_started():
+    report = Report(PIECES)
+    done = (await events(pipeline(Classifier(), Fracture(), report, deadline_s=0.1)))[-1]  # ChexFract takes 0.2 s
+    assert [w.stage for w in done.result.warnings] == ["fracture", "report"]
+    assert done.result.fracture is None and "deadline" in done.result.warnings[0].message
+    assert report.calls == []  # no time was left for it: never called
