@@ -239,9 +239,17 @@ def _observe(scope: Scope, exchange: Exchange) -> None:
                 "model": model,
                 "status": exchange.status,
                 "latency_ms": round(exchange.seconds * 1000, 2),
+                **_outcome(state.get("audit")),
             }
         },
     )
+
+
+def _outcome(note: AuditNote | None) -> dict[str, Any]:
+    """A pipeline answer's outcome for the log line: complete or partial, and the stages that failed."""
+    if note is None or note.outcome is None:
+        return {}
+    return {"outcome": note.outcome, "failed_stages": note.failed_stages} if note.failed_stages else {"outcome": note.outcome}
 
 
 AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})

@@ -30,7 +30,7 @@ import json
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class AuditNote:
     models: list[dict[str, str | None]]
     study_uid: str | None = None
     outcome: str | None = None
+    failed_stages: list[str] = field(default_factory=list)  # for the log line of a partial result
 
 
 def outcome_of(status: int, note: AuditNote | None) -> str:

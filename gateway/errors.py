@@ -44,6 +44,7 @@ class GatewayError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    kind: str | None = None  # how a backend call failed (timeout, unreachable, http_503, ...), set where it is counted
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -216,10 +217,17 @@ def error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.status, headers=error.headers())
 
 
-async def _gateway_error(_request: Request, error: Exception) -> JSONResponse:
+async def _gateway_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, GatewayError)
-    if error.status >= 500:
-        log.warning("request failed", extra={"fields": {"error": type(error).__name__, "status": error.status}})
+    if error.status >= 500:  # the backend and how it failed; never the message, which may quote a backend
+        fields = {
+            "request_id": getattr(request.state, "request_id", None),
+            "error": type(error).__name__,
+            "status": error.status,
+            "backend": getattr(error, "backend", None),
+            "kind": error.kind,
+        }
+        log.warning("request failed", extra={"fields": fields})
     return error_response(error)
 
 

@@ -116,6 +116,7 @@ class FailureTranslator:
 
     def _counted(self, error: GatewayError, kind: str) -> GatewayError:
         self.errors.labels(self.backend, kind).inc()
+        error.kind = kind  # for the log line, which names the backend and the kind, never the message
         return error
 
     @contextlib.contextmanager

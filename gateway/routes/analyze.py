@@ -63,6 +63,7 @@ async def analyze(request: Request, gateway: GatewayDep) -> Response:
 
     done = await unless_disconnected(request, gateway.pipeline.collect(PipelineRequest(image=load, language=language)))
     note.outcome = done.result.status
+    note.failed_stages = [warning.stage for warning in done.result.warnings]
     note.study_uid = done.result.source.study_instance_uid if done.result.source is not None else None
     if wants_fhir(request):
         return JSONResponse(fhir.bundle(done.result, done.report, subject), media_type=fhir.FHIR_MEDIA_TYPE)

@@ -121,6 +121,7 @@ async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Re
     def finished(done: Completed) -> dict[str, Any] | None:
         """The audit outcome, and the FHIR Bundle when the request asked for one."""
         note.outcome = done.result.status
+        note.failed_stages = [warning.stage for warning in done.result.warnings]
         note.study_uid = done.result.source.study_instance_uid if done.result.source is not None else None
         return fhir.bundle(done.result, done.report, subject) if subject is not None else None
 

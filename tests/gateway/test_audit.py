@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -36,7 +37,9 @@ def test_the_gateway_records_who_what_outcome_and_a_keyed_study_hash(start_gatew
     answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=300)
     assert answer.status_code == 200
     httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": "nope", "messages": []}, timeout=30)  # no key: 401
-    written = records(folder)
+    deadline = time.monotonic() + 10  # a record is written once the answer has gone out: a moment after the client has it
+    while (written := records(folder))[-1]["status"] != 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
     first = next(r for r in written if r["request_id"] == "audit-req-1")
     assert first["actor"] == audit.key_id(API_KEY) and API_KEY not in json.dumps(written)
     assert first["endpoint"] == "/v1/chat/completions" and first["status"] == 200

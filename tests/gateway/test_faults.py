@@ -1,5 +1,6 @@
 """Backend faults: a real network cut between the gateway and one backend, then its restoration."""
 
+import json
 import re
 
 import httpx
@@ -20,13 +21,21 @@ def proxies(stack):
 
 
 @pytest.fixture(scope="module")
-def faulty(start_gateway, proxies):
-    gateway = start_gateway(
+def faulty_gateway(start_gateway, proxies):
+    return start_gateway(
         GATEWAY_FRACTURE_URL=proxies["fracture"].url,
         GATEWAY_REPORT_URL=proxies["report"].url,
         GATEWAY_CLASSIFIER_URL=proxies["classifier"].url,
     )
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def faulty(faulty_gateway):
+    return openai.OpenAI(base_url=f"{faulty_gateway.url}/v1", api_key="x", max_retries=0, timeout=300)
+
+
+def log_lines(gateway) -> list[dict]:
+    return [json.loads(line) for line in gateway.log_text().splitlines() if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +47,12 @@ def pipeline(client, xray):
     return client.chat.completions.create(model="cxr-report", messages=xray_message(xray)).model_extra["cxr"]
 
 
-def test_vlm_down_gives_partial_with_a_warning_then_recovers(faulty, proxies, xray):
+def test_vlm_down_gives_partial_with_a_warning_then_recovers(faulty, faulty_gateway, proxies, xray):
     proxies["fracture"].cut()
     try:
         cxr = pipeline(faulty, xray)
+        last = [line for line in log_lines(faulty_gateway) if line.get("msg") == "request"][-1]
+        assert last["outcome"] == "partial" and last["failed_stages"] == ["fracture"]  # logged, by stage name only
         assert cxr["status"] == "partial"
         assert cxr["fracture"] is None  # never invented
         assert [w["stage"] for w in cxr["warnings"]] == ["fracture"]
@@ -69,13 +80,15 @@ def test_report_llm_down_gives_partial_without_a_report(faulty, proxies, xray):
         proxies["report"].restore()
 
 
-def test_classifier_down_is_503_naming_it(faulty, proxies, xray):
+def test_classifier_down_is_503_naming_it(faulty, faulty_gateway, proxies, xray):
     proxies["classifier"].cut()
     try:
         with pytest.raises(openai.APIStatusError) as error:
             pipeline(faulty, xray)
         assert error.value.status_code == 503
         assert "classifier backend failed" in error.value.body["message"]
+        failed = [line for line in log_lines(faulty_gateway) if line.get("msg") == "request failed"][-1]
+        assert failed["backend"] == "classifier" and failed["kind"] == "unreachable" and failed["request_id"]
     finally:
         proxies["classifier"].restore()
     assert pipeline(faulty, xray)["status"] == "complete"
