@@ -229,10 +229,13 @@ function handleEvent(payload, run) {
   }
   const message = JSON.parse(payload);
   if (message.error) {
-    showError(`${t("error_stream")} ${message.error.message}`);
+    // Before stage one's findings, an unavailable backend (the classifier) means no report at all.
+    const before = !run.sawFindings && message.error.type === "service_unavailable";
+    showError(`${t(before ? "error_backend" : "error_stream")} ${message.error.message}`);
     return;
   }
   if (message.cxr_findings) {
+    run.sawFindings = true;
     showFindings(message.cxr_findings);
     setState("streaming");
   }
@@ -244,7 +247,7 @@ function handleEvent(payload, run) {
 
 async function readStream(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  const run = { done: false };
+  const run = { done: false, sawFindings: false };
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
