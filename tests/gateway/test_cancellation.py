@@ -8,12 +8,12 @@ abort there not at all).
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass
 
 import httpx
 
 from tests.conftest import data_uri, gateway_url
+from tests.waiting import wait_until
 
 LONG_REPORT = 1500  # ~100 s of generation on this machine: only an abort ends it within the wait below
 
@@ -38,23 +38,14 @@ def report_server(stack) -> ReportServer:
     )
 
 
-def wait_until(condition, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def idle(stack) -> ReportServer:
     """The report server once it runs nothing (earlier tests' requests have ended)."""
-    assert wait_until(lambda: report_server(stack).running == 0.0, 120)
+    wait_until(lambda: report_server(stack).running == 0.0, 120, "earlier requests ended")
     return report_server(stack)
 
 
 def assert_aborted(stack, before: ReportServer) -> None:
-    assert wait_until(lambda: report_server(stack).running == 0.0), "the report generation is still running"
+    wait_until(lambda: report_server(stack).running == 0.0, 30, "the report generation stopped")
     after = report_server(stack)
     assert after.finished == before.finished  # it did not run to its end: it was aborted
     assert 0 < after.generated - before.generated < LONG_REPORT / 4
@@ -77,7 +68,7 @@ def test_leaving_a_stream_aborts_the_report_generation(stack, sample_images):
         first = next(line for line in lines if line.startswith("data: "))
         assert '"role":"assistant"' in first  # the headers and the role chunk come at once
         assert any("cxr_findings" in line for line in lines)  # stage one is done; the report is being written
-        assert wait_until(lambda: report_server(stack).running >= 1, 10), "the report model never started"
+        wait_until(lambda: report_server(stack).running >= 1, 10, "the report model started")
         # the client now leaves, before the validated report is sent
     assert_aborted(stack, before)
 

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import free_port
 from tests.gateway.conftest import xray_message
 from tests.proxy import CuttableProxy
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,10 @@ def log_lines(gateway) -> list[dict]:
     return [json.loads(line) for line in gateway.log_text().splitlines() if line.startswith("{")]
 
 
+def request_lines(gateway) -> list[dict]:
+    return [line for line in log_lines(gateway) if line.get("msg") == "request"]
+
+
 @pytest.fixture(scope="module")
 def xray(sample_images):
     return sample_images["person1946_bacteria_4874.jpeg"]
@@ -50,8 +55,11 @@ def pipeline(client, xray):
 def test_vlm_down_gives_partial_with_a_warning_then_recovers(faulty, faulty_gateway, proxies, xray):
     proxies["fracture"].cut()
     try:
+        logged_before = len(request_lines(faulty_gateway))
         cxr = pipeline(faulty, xray)
-        last = [line for line in log_lines(faulty_gateway) if line.get("msg") == "request"][-1]
+        # The request line is written once the answer has gone out, so it may follow the answer by a moment.
+        wait_until(lambda: len(request_lines(faulty_gateway)) > logged_before, 10, "the request logged")
+        last = request_lines(faulty_gateway)[-1]
         assert last["outcome"] == "partial" and last["failed_stages"] == ["fracture"]  # logged, by stage name only
         assert cxr["status"] == "partial"
         assert cxr["fracture"] is None  # never invented

@@ -18,21 +18,13 @@ import pytest
 
 from tests.conftest import gateway_url
 from tests.gateway.conftest import xray_message
+from tests.waiting import wait_until
 
 
 def listening(port: int) -> psutil.Process:
     """The process that accepts connections on 127.0.0.1:`port`."""
     (pid,) = {c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.status == psutil.CONN_LISTEN}
     return psutil.Process(pid)
-
-
-def wait_until(condition, timeout_s: float, what: str) -> float:
-    """Seconds until `condition()` held; fails naming `what` after `timeout_s`."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout_s, f"{what} not within {timeout_s} s"
-        time.sleep(0.25)
-    return time.monotonic() - started
 
 
 def ready(url: str) -> dict:
