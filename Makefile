@@ -44,7 +44,7 @@ test-packages:
 	  else echo "make test-packages: as root, run: apt-get install -y $(TEST_PACKAGES)"; fi; \
 	fi
 
-# Performance targets, measured side by side (~10 min on 2 cores); see README "Performance".
+# Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see README "Performance".
 bench: setup
 	$(PY) -m scripts.bench
 

@@ -7,7 +7,9 @@ count is read from the header, in a worker thread, before anything decodes pixel
 
 A DICOM X-ray is turned into an 8-bit PNG here, once, with its VOI and polarity
 applied (services/contract/dicom.py): every backend and the web page then see
-the same picture, and the result names the instance by its UIDs only.
+the same picture, and the result names the instance by its UIDs only. The decoded
+picture travels beside the PNG, so that the classifier's tensor is made from it
+without decoding the PNG again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx2
+from PIL import Image
 
 from gateway.errors import ImageRejected
 from gateway.protocol import ChatRequest
@@ -48,6 +51,7 @@ class XrayInput:
     mime: str
     text: str  # the clinical indication or question, may be empty
     source: DicomReferences | None = None  # the DICOM instance it came from
+    pixels: Image.Image | None = None  # a DICOM's decoded picture (what `image` encodes), decoded once
 
 
 def split_last_user_message(request: ChatRequest) -> tuple[list[str], str]:
@@ -98,7 +102,9 @@ def accept_image(image: bytes, text: str, policy: ImagePolicy, param: str) -> Xr
     try:
         if dicom.is_dicom(image):
             rendered = dicom.read(image, policy.dicom)
-            return XrayInput(image=rendered.png(), mime="image/png", text=text, source=rendered.references)
+            return XrayInput(
+                image=rendered.png(), mime="image/png", text=text, source=rendered.references, pixels=rendered.pixels
+            )
         return XrayInput(image=image, mime=images.mime_type(image, policy.max_pixels), text=text)
     except images.ImageError as error:
         raise ImageRejected(str(error), param=param) from None
@@ -121,8 +127,8 @@ async def load_xray(request: ChatRequest, policy: ImagePolicy) -> XrayInput:
         raise ImageRejected(f"the last user message must carry exactly one image, found {len(urls)}", param="messages")
     url = urls[0]
     scheme = url.split(":", 1)[0].lower()
-    if scheme == "data":
-        image, _ = decode_data_uri(url, policy.max_bytes)
+    if scheme == "data":  # megabytes of base64: decoded in a worker thread, like the checks below
+        image, _ = await asyncio.to_thread(decode_data_uri, url, policy.max_bytes)
     elif scheme == "file":
         image = await asyncio.to_thread(read_allowed_file, url, policy.image_folder, policy.max_bytes)
     elif scheme in ("http", "https") and policy.allow_remote:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from scripts.benchlib import markdown_table, target
+from scripts.benchlib import machine, markdown_table, target
 from scripts.launcher.process import free_port
 from services.classifier.model import OnnxClassifier
 from services.contract.classifier_model import ModelMetadata
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     report = {
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "command": "python -m scripts.bench_classifier " + " ".join(argv or sys.argv[1:]),
         "raw": {"worker_http": http, "onnxruntime": raw, "in_process_decode_and_infer": end_to_end, "naive_seed_baseline": naive},
         "ratios": {

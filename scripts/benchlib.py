@@ -1,6 +1,14 @@
-"""What the benchmark scripts share: a target entry as bench/results/*.json record it, and its table."""
+"""What the benchmark scripts share: target entries as bench/results/*.json record them, their table,
+the machine a run was made on, and the resident memory of a running service."""
 
 from __future__ import annotations
+
+import os
+import platform
+import statistics
+from importlib import metadata
+
+import psutil
 
 
 def target(name: str, measured: float | None, goal: float, unit: str, higher_is_better: bool = True) -> dict:
@@ -18,10 +26,56 @@ def target(name: str, measured: float | None, goal: float, unit: str, higher_is_
     return entry
 
 
+def target_over_runs(name: str, runs: list[float], goal: float, unit: str, higher_is_better: bool = True) -> dict:
+    """A target judged on the median of repeated runs, with the runs and their spread kept beside it."""
+    entry = target(name, statistics.median(runs), goal, unit, higher_is_better)
+    entry["runs"] = [round(run, 3) for run in runs]
+    entry["spread"] = [round(min(runs), 3), round(max(runs), 3)]
+    return entry
+
+
 def markdown_table(report: dict) -> str:
-    """The targets as the README shows them."""
-    rows = ["| target | measured | goal | result |", "|---|---|---|---|"]
+    """The targets as the README shows them: the median, and the spread of the runs where there were several."""
+    rows = ["| target | measured | runs (min-max) | goal | result |", "|---|---|---|---|---|"]
     for t in report["targets"]:
         verdict = "not run" if t["pass"] is None else ("PASS" if t["pass"] else "FALL SHORT")
-        rows.append(f"| {t['name']} | {t['measured']} | {t['direction']} {t['target']} {t['unit']} | {verdict} |")
+        spread = f"{len(t['runs'])} ({t['spread'][0]}-{t['spread'][1]})" if "runs" in t else "1"
+        goal = f"{t['direction']} {t['target']} {t['unit']}"
+        rows.append(f"| {t['name']} | {t['measured']} | {spread} | {goal} | {verdict} |")
     return "\n".join(rows)
+
+
+def machine() -> dict:
+    """Where a run was made, and with what, so that two runs can be compared."""
+    versions = {}
+    for package in ("vllm", "torch", "transformers", "onnxruntime", "fastapi", "httpx"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu": f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or 'unknown model'})",
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "profile": "cpu",
+        "versions": versions,
+    }
+
+
+def listening_process(port: int) -> psutil.Process:
+    """The process that accepts connections on `port`."""
+    listening = psutil.net_connections("tcp")
+    (pid,) = {c.pid for c in listening if c.laddr.port == port and c.status == psutil.CONN_LISTEN}
+    return psutil.Process(pid)
+
+
+def resident_mb(process: psutil.Process, with_children: bool = False) -> float:
+    """Resident memory of a process (and of its children: a vLLM server's engine runs in one)."""
+    processes = [process, *process.children(recursive=True)] if with_children else [process]
+    total = 0
+    for each in processes:
+        try:
+            total += each.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20

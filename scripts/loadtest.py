@@ -176,7 +176,8 @@ async def run_level(
     return result, outcomes
 
 
-def plot(levels: list[LevelResult], path: Path) -> None:
+def plot(levels: list[LevelResult], path: Path, knee: int | None = None) -> None:
+    """Latency percentiles and throughput against concurrency; `knee`, where given, marked on both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,6 +193,10 @@ def plot(levels: list[LevelResult], path: Path) -> None:
     throughput_axis.plot(concurrency, [level.throughput_rps for level in levels], marker="o")
     throughput_axis.set(xlabel="concurrency", ylabel="requests/s", title="Throughput", xscale="log", xticks=concurrency)
     throughput_axis.set_xticklabels(concurrency)
+    if knee is not None:
+        for axis in (latency_axis, throughput_axis):
+            axis.axvline(knee, color="grey", linestyle="--", label=f"knee (c={knee})")
+        throughput_axis.legend()
     figure.suptitle("cxr-serve gateway load test (cpu profile, stand-in models)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

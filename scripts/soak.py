@@ -20,19 +20,16 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import httpx
-import psutil
 
 from gateway.settings import GatewaySettings
 from scripts import loadtest
-from scripts.benchlib import markdown_table, target
+from scripts.benchlib import listening_process, machine, markdown_table, resident_mb, target
 from scripts.launcher import config
 from scripts.launcher.process import LauncherProcess, port_overrides
 from services.contract.paths import REPO_ROOT
@@ -47,18 +44,8 @@ BURST_FACTOR = 10
 WARM_UP_S = 60.0
 
 
-def gateway_process(stack: config.StackConfig) -> psutil.Process:
-    listening = psutil.net_connections("tcp")
-    (pid,) = {c.pid for c in listening if c.laddr.port == stack.gateway.port and c.status == psutil.CONN_LISTEN}
-    return psutil.Process(pid)
-
-
-def resident_mb(process: psutil.Process) -> float:
-    return process.memory_info().rss / 2**20
-
-
 async def soak(stack: config.StackConfig, seconds: float) -> dict:
-    gateway = gateway_process(stack)
+    gateway = listening_process(stack.gateway.port)
     client = loadtest.openai.AsyncOpenAI(
         base_url=f"http://127.0.0.1:{stack.gateway.port}/v1", api_key="x", max_retries=0, timeout=900
     )
@@ -143,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         launcher.stop()
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, cpu profile",
+        "machine": machine(),
         "command": f"make bench-soak (python -m scripts.soak --seconds {args.seconds:g})",
         "raw": raw,
         "targets": targets_from(raw),

@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 
 import httpx2
 import numpy as np
+from PIL import Image
 
 from gateway.backends.base import ConcurrencyLimit, FailureTranslator, inference_probe, probe, raise_for_upstream
 from gateway.backends.health import Readiness
@@ -84,9 +85,11 @@ class ClassifierBackend:
             return None
         return runtime if isinstance(runtime, str) else None
 
-    def _infer_request(self, image: bytes) -> tuple[bytes, dict[str, str]]:
-        """Decode and preprocess one image into a binary inference request: CPU work, run in the thread pool."""
-        return self._request_for(images.prepare(image, self.metadata.input, self._max_image_pixels)[np.newaxis])
+    def _infer_request(self, image: bytes, decoded: Image.Image | None) -> tuple[bytes, dict[str, str]]:
+        """Decode (unless already decoded) and preprocess one image into a binary inference request: CPU work,
+        run in the thread pool."""
+        picture = decoded if decoded is not None else images.decode(image, self._max_image_pixels)
+        return self._request_for(images.to_tensor(picture, self.metadata.input)[np.newaxis])
 
     def _request_for(self, tensor: np.ndarray) -> tuple[bytes, dict[str, str]]:
         header = {
@@ -95,11 +98,12 @@ class ClassifierBackend:
         }
         return tensors.message(header, [tensor])
 
-    async def classify(self, image: bytes) -> ClassificationResult:
-        """Admission is the caller's (ConcurrencyLimit.slot); this is the call itself."""
+    async def classify(self, image: bytes, decoded: Image.Image | None = None) -> ClassificationResult:
+        """`decoded`: the picture `image` encodes, where the caller has it already (a DICOM's). Admission is
+        the caller's (ConcurrencyLimit.slot); this is the call itself."""
         loop = asyncio.get_running_loop()
         try:
-            body, headers = await loop.run_in_executor(self._pool, self._infer_request, image)
+            body, headers = await loop.run_in_executor(self._pool, self._infer_request, image, decoded)
         except images.ImageError as error:
             raise ImageRejected(str(error), param="messages") from None
         with self._failures.translate():

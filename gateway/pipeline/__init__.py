@@ -287,7 +287,8 @@ class Pipeline:
     async def _stage_one(self, run: _Run) -> Findings:
         try:
             async with asyncio.TaskGroup() as group:
-                classify = self._before_deadline(run, Role.CLASSIFIER, lambda: self.classifier.classify(run.xray.image))
+                xray = run.xray
+                classify = self._before_deadline(run, Role.CLASSIFIER, lambda: self.classifier.classify(xray.image, xray.pixels))
                 classified = group.create_task(run.clock.run(Role.CLASSIFIER, classify))
                 described = group.create_task(self._fracture(run))
         except ExceptionGroup as failed:  # the classifier failed; ChexFract's call has been cancelled

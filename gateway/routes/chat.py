@@ -103,7 +103,7 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
 async def _classify(gateway: Gateway, chat: ChatRequest) -> ChatCompletion:
     xray = await load_xray(chat, gateway.image_policy)
     with gateway.classifier.limit.slot():
-        result = await gateway.classifier.classify(xray.image)
+        result = await gateway.classifier.classify(xray.image, xray.pixels)
     content = json.dumps({**result.model_dump(), "model": gateway.catalog.models[Role.CLASSIFIER].model_dump()})
     return ChatCompletion(model=chat.model, choices=[Choice(message=AssistantMessage(content=content))])
 

@@ -13,9 +13,13 @@ import subprocess
 import sys
 
 import httpx
+import numpy as np
 import pytest
 from pydicom import dcmread
 
+from gateway.images import ImagePolicy, accept_image
+from services.contract import images
+from services.contract.dicom import DicomPolicy
 from services.contract.paths import REPO_ROOT
 from services.contract.roles import Role
 from tests.conftest import SAMPLES, data_uri, gateway_url
@@ -49,6 +53,14 @@ def test_every_encoding_classifies_like_the_jpeg_itself(gateway, variant):
     assert got["predicted_class"] == expected["predicted_class"]
     for name, probability in expected["probabilities"].items():
         assert got["probabilities"][name] == pytest.approx(probability, abs=PROBABILITY_TOLERANCE)
+
+
+def test_a_dicom_travels_decoded_beside_its_png_so_the_classifier_decodes_nothing_again():
+    policy = ImagePolicy(20_000_000, 20_000_000, None, False, 1.0, DicomPolicy(max_pixels=20_000_000))
+    dicom_xray = accept_image(from_jpeg(JPEG, "mono2-12bit-window"), "", policy, "messages")
+    assert dicom_xray.mime == "image/png" and dicom_xray.pixels is not None
+    assert np.array_equal(np.asarray(dicom_xray.pixels), np.asarray(images.decode(dicom_xray.image, 20_000_000)))
+    assert accept_image(JPEG, "", policy, "messages").pixels is None  # a JPEG is decoded where it is used, once
 
 
 def test_the_worker_classifies_a_dicom_body_like_the_jpeg(stack):

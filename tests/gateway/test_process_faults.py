@@ -171,3 +171,74 @@ def test_a_killed_report_server_ends_both_kinds_of_stream_with_an_error_event_th
     wait_until(lambda: ready(url)["ready"], 300, "the report server restarted by the launcher")
     cxr, _seconds = cxr_report(url, xray)
     assert cxr["status"] == "complete"
+
+
+def running_at(base: str) -> float:
+    """Requests a vLLM server is running now (its own Prometheus gauge)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", text, re.MULTILINE))
+
+
+def data_payloads(lines: list[str]) -> list[str]:
+    return [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+
+
+def test_a_killed_fracture_server_leaves_its_requests_partial_its_engine_gone_and_is_restarted(stack, xray):
+    """SIGKILL to ChexFract's API process while a plain and a streamed cxr-report are at the VLM."""
+    url = gateway_url(stack)
+    api_server = listening(stack.roles["fracture"].port)
+    engine = api_server.children(recursive=True)
+    answers: list[tuple[dict, float]] = []
+    streamed: list[str] = []
+    stream_body = {"model": "cxr-report", "stream": True, "messages": xray_message(xray)}
+    clients = [
+        threading.Thread(target=lambda: answers.append(cxr_report(url, xray))),
+        threading.Thread(target=_read_stream, args=(url, stream_body, streamed, threading.Event())),
+    ]
+    for client in clients:
+        client.start()
+    wait_until(lambda: running_at(stack.url("fracture")) >= 2, 60, "both requests at the fracture VLM")
+    api_server.kill()
+    for client in clients:
+        client.join(120)
+        assert not client.is_alive(), "a request was left hanging"
+    ((cxr, _seconds),) = answers
+    assert cxr["status"] == "partial" and cxr["fracture"] is None  # never invented
+    assert [w["stage"] for w in cxr["warnings"]] == ["fracture"] and cxr["report_available"] is True
+    payloads = data_payloads(streamed)
+    assert payloads[-1] == "[DONE]"
+    final = next(json.loads(p) for p in reversed(payloads[:-1]) if "cxr" in json.loads(p))
+    assert final["cxr"]["status"] == "partial" and [w["stage"] for w in final["cxr"]["warnings"]] == ["fracture"]
+    # The launcher took the killed server's whole process tree with it: no engine is left holding memory.
+    wait_until(lambda: not any(process.is_running() for process in engine), 30, "the orphaned engine gone")
+    wait_until(lambda: ready(url)["ready"], 300, "the fracture server restarted by the launcher")
+    assert listening(stack.roles["fracture"].port).pid != api_server.pid
+    cxr, _seconds = cxr_report(url, xray)
+    assert cxr["status"] == "complete"
+
+
+def test_a_stopped_report_server_is_bounded_by_its_timeout_everywhere_and_recovers(start_gateway, stack, xray):
+    """SIGSTOP to the report model's whole vLLM server (API process and engine): connections are accepted
+    by the kernel and never answered."""
+    gateway = start_gateway(GATEWAY_REPORT_TIMEOUT_S="5", GATEWAY_READY_FRESH_S="1", GATEWAY_PROBE_TIMEOUT_S="3")
+    api_server = listening(stack.roles["report"].port)
+    server = [api_server, *api_server.children(recursive=True)]
+    for process in server:
+        process.suspend()
+    try:
+        wait_until(lambda: not ready(gateway.url)["backends"]["report"]["ready"], 1 + 3 + 2, "report not ready")
+        cxr, _seconds = cxr_report(gateway.url, xray)
+        assert cxr["status"] == "partial" and cxr["report_available"] is False
+        assert [w["stage"] for w in cxr["warnings"]] == ["report"] and cxr["fracture"] is not None
+        assert "timed out after 5 s" in cxr["warnings"][0]["message"]
+        assert cxr["timings_ms"]["report"]["duration_ms"] < 5000 + 1000
+        started = time.monotonic()
+        relay_body = {"model": "report-llm", "stream": True, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+        relayed = httpx.post(f"{gateway.url}/v1/chat/completions", json=relay_body, timeout=60)
+        assert time.monotonic() - started < 5 + 2  # no stream was begun: the error comes before any header
+        assert relayed.status_code == 503 and "report backend failed: timed out" in relayed.json()["error"]["message"]
+    finally:
+        for process in server:
+            process.resume()
+    wait_until(lambda: ready(gateway.url)["ready"], 30, "the gateway ready again")
+    assert cxr_report(gateway.url, xray)[0]["status"] == "complete"
