@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from PIL import Image
 
 from gateway.backends.base import ConcurrencyLimit
 from gateway.backends.calls import ChatCall
@@ -40,7 +41,7 @@ class Classifier:
         self.limit = ConcurrencyLimit("classifier", 4)
         self.fails = fails
 
-    async def classify(self, image: bytes) -> ClassificationResult:
+    async def classify(self, image: bytes, decoded: Image.Image | None = None) -> ClassificationResult:
         await asyncio.sleep(0.01)
         if self.fails:
             raise BackendFailed("classifier", "unreachable (ConnectError)")
