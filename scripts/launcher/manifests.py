@@ -42,9 +42,29 @@ def vllm_container_args(stack: StackConfig, role: str) -> list[str]:
 # The audit trail outlives containers: a volume, never the image's (read-only, non-root) /app.
 AUDIT_MOUNT = "/var/lib/cxr-serve/audit"
 TLS_MOUNT = "/etc/cxr-serve/tls"
-GATEWAY_UID = 10001  # deploy/gateway.Dockerfile's user
 GATEWAY_REPLICAS = 3  # the seeds' Kubernetes example; the PodDisruptionBudget keeps two through a drain
 INGRESS_HOST = "cxr-serve.hospital.example"  # replace with the hospital's name for the gateway (README, Kubernetes)
+# The GPU topologies (README, "GPUs per deployment"): compose shares one GPU between both vLLM servers and the
+# classifier with models.yaml's fractions (0.45 + 0.40, the rest for ONNX Runtime and CUDA contexts); on Kubernetes
+# every vLLM pod has a GPU of its own (nvidia.com/gpu: 1) and may use most of it.
+K8S_GPU_MEMORY_UTILIZATION = "0.90"
+# The CPU torch's wheel index (also the Makefile's TORCH_CPU_INDEX); CXR_TORCH_INDEX names the site's own mirror
+# instead (and CXR_TRUSTED_HOST its host, where it speaks plain HTTP), as the air-gapped build does.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+COMPOSE_GPU = "${CXR_GPU:-0}"  # the one GPU compose shares (an index or UUID from nvidia-smi)
+# Plain HTTP is published on loopback only; a hospital network gets the port with TLS configured (README, "TLS").
+COMPOSE_PUBLISH_ADDRESS = "${CXR_PUBLISH_ADDRESS:-127.0.0.1}"
+
+
+def container_only_env(stack: StackConfig) -> dict[str, str]:
+    """What a model server's container needs beyond `make run`'s environment: a writable HOME for vLLM's and
+    torch's caches under a uid with no home folder, and the weight cache where the container mounts it."""
+    return {"HOME": "/tmp", **({"HF_HOME": stack.containers.hf_cache} if stack.accelerator == "gpu" else {})}
+
+
+def _build(stack: StackConfig, dockerfile: str, **args: str) -> dict[str, Any]:
+    base = f"${{CXR_BASE_IMAGE:-{stack.containers.base_image}}}"
+    return {"context": "..", "dockerfile": dockerfile, "args": {"BASE_IMAGE": base, "UID": str(stack.containers.user), **args}}
 
 
 def gateway_container_env(stack: StackConfig) -> dict[str, str]:
@@ -79,7 +99,13 @@ def _gateway_health_command(port: int) -> list[str]:
 
 
 def _gpu_reservation() -> dict[str, Any]:
-    return {"resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}}
+    return {
+        "resources": {"reservations": {"devices": [{"driver": "nvidia", "device_ids": [COMPOSE_GPU], "capabilities": ["gpu"]}]}}
+    }
+
+
+def _user(stack: StackConfig) -> str:
+    return f"{stack.containers.user}:{stack.containers.user}"
 
 
 def _compose_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
@@ -88,7 +114,8 @@ def _compose_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
         "image": _image(stack, "vllm"),
         "entrypoint": ["python3", "-m", VLLM_SERVER_MODULE],
         "command": vllm_container_args(stack, role),
-        "environment": model_server_env(config),
+        "environment": {**model_server_env(config), **container_only_env(stack)},
+        "user": _user(stack),
         "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
         "expose": [str(config.port)],
         "ipc": "host",  # PyTorch shares tensors between vLLM's processes through /dev/shm
@@ -106,7 +133,11 @@ def _compose_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
         service["volumes"].append(f"${{HF_HOME:-/srv/cxr-serve/hf}}:{stack.containers.hf_cache}:ro")
         service["deploy"] = _gpu_reservation()
     else:
-        service["build"] = {"context": "..", "dockerfile": "deploy/vllm-cpu.Dockerfile"}
+        torch_index = {
+            "PIP_EXTRA_INDEX_URL": f"${{CXR_TORCH_INDEX:-{TORCH_CPU_INDEX}}}",
+            "PIP_TRUSTED_HOST": "${CXR_TRUSTED_HOST:-}",
+        }
+        service["build"] = _build(stack, "deploy/vllm-cpu.Dockerfile", **torch_index)
     return service
 
 
@@ -114,7 +145,8 @@ def _compose_classifier(stack: StackConfig) -> dict[str, Any]:
     config = stack.roles["classifier"]
     service: dict[str, Any] = {
         "image": _image(stack, "classifier"),
-        "build": {"context": "..", "dockerfile": "deploy/classifier.Dockerfile", "args": {"RUNTIME": stack.accelerator}},
+        "build": _build(stack, "deploy/classifier.Dockerfile", RUNTIME=stack.accelerator),
+        "user": _user(stack),
         "environment": classifier_env(config, host="0.0.0.0", root=Path(_root(stack))),
         "volumes": [f"../models:{_root(stack) / 'models'}:ro"],
         "expose": [str(config.port)],
@@ -136,13 +168,14 @@ def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
     port = stack.gateway.port
     return {
         "image": _image(stack, "gateway"),
-        "build": {"context": "..", "dockerfile": "deploy/gateway.Dockerfile"},
+        "build": _build(stack, "deploy/gateway.Dockerfile"),
+        "user": _user(stack),
         "environment": gateway_container_env(stack),
         # API keys (GATEWAY_API_KEYS=...) live in this file, which is never committed.
         "env_file": [{"path": "gateway.env", "required": False}],
         # HTTPS: put the certificate and key in deploy/tls/ and name them in gateway.env (README, "TLS").
         "volumes": [f"../models:{_root(stack) / 'models'}:ro", f"audit:{AUDIT_MOUNT}", f"./tls:{TLS_MOUNT}:ro"],
-        "ports": [f"{port}:{port}"],  # the only published port
+        "ports": [f"{COMPOSE_PUBLISH_ADDRESS}:{port}:{port}"],  # the only published port
         "depends_on": {SERVICE_NAMES[role]: {"condition": "service_healthy"} for role in stack.roles},
         "healthcheck": {"test": _gateway_health_command(port), "interval": "10s", "retries": 3},
         "networks": ["backend", "frontend"],
@@ -188,11 +221,12 @@ def _probe(port: int, path: str, initial_delay: int) -> dict[str, Any]:
 
 
 def _deployment(
-    name: str, container: dict[str, Any], volumes: list[dict], replicas: int = 1, fs_group: int | None = None
+    stack: StackConfig, name: str, container: dict[str, Any], volumes: list[dict], replicas: int = 1
 ) -> dict[str, Any]:
-    pod: dict[str, Any] = {"containers": [container], "volumes": volumes}
-    if fs_group is not None:  # a non-root container that writes to its volume
-        pod["securityContext"] = {"fsGroup": fs_group}
+    uid = stack.containers.user
+    # Non-root everywhere; fsGroup lets that user write the volumes it owns (the gateway's audit claim).
+    security = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid}
+    pod: dict[str, Any] = {"securityContext": security, "containers": [container], "volumes": volumes}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -216,6 +250,14 @@ def _models_volume() -> dict[str, Any]:
     return {"name": "models", "persistentVolumeClaim": {"claimName": "cxr-models", "readOnly": True}}
 
 
+def k8s_vllm_args(stack: StackConfig, role: str) -> list[str]:
+    """Compose's arguments, with the memory fraction of a GPU of the pod's own (K8S_GPU_MEMORY_UTILIZATION)."""
+    args = vllm_container_args(stack, role)
+    if "--gpu-memory-utilization" in args:
+        args[args.index("--gpu-memory-utilization") + 1] = K8S_GPU_MEMORY_UTILIZATION
+    return args
+
+
 def _k8s_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
     config = stack.roles[role]
     gpu = stack.accelerator == "gpu"
@@ -236,15 +278,15 @@ def _k8s_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
         "name": "vllm",
         "image": _image(stack, "vllm"),
         "command": ["python3", "-m", VLLM_SERVER_MODULE],
-        "args": vllm_container_args(stack, role),
-        "env": _env_list(model_server_env(config)),
+        "args": k8s_vllm_args(stack, role),
+        "env": _env_list({**model_server_env(config), **container_only_env(stack)}),
         "ports": [{"containerPort": config.port, "name": "http"}],
         "readinessProbe": _probe(config.port, "/health", 30),
         "livenessProbe": _probe(config.port, "/health", 900),
         "resources": resources,
         "volumeMounts": mounts,
     }
-    return _deployment(SERVICE_NAMES[role], container, volumes)
+    return _deployment(stack, SERVICE_NAMES[role], container, volumes)
 
 
 def _k8s_classifier(stack: StackConfig) -> dict[str, Any]:
@@ -263,7 +305,7 @@ def _k8s_classifier(stack: StackConfig) -> dict[str, Any]:
         },
         "volumeMounts": [{"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True}],
     }
-    return _deployment("classifier", container, [_models_volume()])
+    return _deployment(stack, "classifier", container, [_models_volume()])
 
 
 def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
@@ -289,7 +331,7 @@ def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
         ],
     }
     audit = {"name": "audit", "persistentVolumeClaim": {"claimName": "cxr-audit"}}
-    return _deployment("gateway", container, [_models_volume(), audit], replicas=GATEWAY_REPLICAS, fs_group=GATEWAY_UID)
+    return _deployment(stack, "gateway", container, [_models_volume(), audit], replicas=GATEWAY_REPLICAS)
 
 
 def _service(name: str, port: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -82,6 +83,18 @@ def run_step(name: str, out: Path, builder: Callable[[Path, Path], None], models
     print(f"[setup] {name}: built in {time.monotonic() - started:.0f} s -> {out}")
 
 
+def readable_by_every_user(models: Path) -> None:
+    """The containers run as a non-root uid and mount models/ read-only: every file must be readable by others.
+
+    transformers writes its safetensors with mode 0600, which the launcher's root-run servers never notice.
+    """
+    for path in models.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        wanted = mode | 0o444 | (0o111 if path.is_dir() else 0)
+        if mode != wanted:
+            path.chmod(wanted)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=REPO_ROOT / "models")
@@ -92,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - any failure must stop set-up with the step's name
             print(f"[setup] FAILED at step '{name}': {type(error).__name__}: {error}", file=sys.stderr)
             return 1
+    readable_by_every_user(args.models)
     return 0
 
 

@@ -6,11 +6,16 @@ those addresses exactly as compose or Kubernetes would configure it with
 service names (gateway_env's backend_host). Then one backend's link is cut
 (`ip link set ... down`) and restored, proving the documented degraded mode
 across a real network boundary. Needs root and `ip netns`; skipped otherwise.
+
+Every namespace also has a default route and an nftables rule that counts and drops each packet addressed
+outside the stack, so that any connection attempt (a DNS lookup, vLLM's usage statistics, a hub download)
+is seen rather than failing silently for want of a route.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,11 +33,40 @@ from tests.conftest import SHORT_OUTPUTS, data_uri
 
 SUFFIX = str(os.getpid() % 10000)
 ROLES = {"classifier": 1, "report": 2, "fracture": 3}  # role -> subnet index
+STACK_NET = "10.77.0.0/16"
+EGRESS_TABLE = ("ip", "cxr_egress")
 
 
 def _ip(*args: str, netns: str | None = None) -> None:
     prefix = ["ip", "netns", "exec", netns, "ip"] if netns else ["ip"]
     subprocess.run([*prefix, *args], check=True, capture_output=True)
+
+
+def _nft(netns: str, *args: str) -> str:
+    done = subprocess.run(["ip", "netns", "exec", netns, "nft", *args], check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def _watch_egress(netns: str, gateway: str) -> None:
+    """A route out (so an attempt sends a packet) and a rule counting and dropping what leaves the stack."""
+    _ip("route", "add", "default", "via", gateway, netns=netns)
+    _nft(netns, "add", "table", *EGRESS_TABLE)
+    _nft(netns, "add", "chain", *EGRESS_TABLE, "out", "{ type filter hook output priority 0; }")
+    # Each destination is remembered (address . protocol . port), so that a failure says where it went.
+    _nft(netns, "add", "set", *EGRESS_TABLE, "seen", "{ type ipv4_addr . inet_proto . inet_service; flags dynamic; }")
+    outside = ["ip", "daddr", "!=", f"{{ {STACK_NET}, 127.0.0.0/8 }}"]
+    _nft(netns, "add", "rule", *EGRESS_TABLE, "out", *outside, "update", "@seen", "{ ip daddr . meta l4proto . th dport }")
+    _nft(netns, "add", "rule", *EGRESS_TABLE, "out", *outside, "counter", "drop")
+
+
+def egress_packets(netns: str) -> int:
+    """Packets the processes of `netns` addressed outside the stack since it was made."""
+    return int(re.search(r"counter packets (\d+)", _nft(netns, "list", "table", *EGRESS_TABLE)).group(1))
+
+
+def egress_destinations(netns: str) -> str:
+    found = re.search(r"elements = \{([^}]*)\}", _nft(netns, "list", "set", *EGRESS_TABLE, "seen"))
+    return " ".join(found.group(1).split()) if found else "none"
 
 
 def _netns_available() -> bool:
@@ -52,6 +86,7 @@ class Host:
     netns: str
     address: str
     link: str  # this host's end of its veth pair
+    peer: str  # the address at the other end: its route to everything
 
 
 def _link(a_ns: str | None, a_addr: str, b_ns: str, b_addr: str, name: str) -> tuple[str, str]:
@@ -95,7 +130,9 @@ def topology(tmp_path_factory) -> Iterator[dict]:
         hosts = {}
         for (role, index), ns in zip(ROLES.items(), namespaces[1:], strict=True):
             _, backend_end = _link(gw, f"10.77.{index}.1", ns, f"10.77.{index}.2", f"c{SUFFIX}{index}")
-            hosts[role] = Host(ns, f"10.77.{index}.2", backend_end)
+            hosts[role] = Host(ns, f"10.77.{index}.2", backend_end, f"10.77.{index}.1")
+            _watch_egress(ns, hosts[role].peer)
+        _watch_egress(gw, "10.77.0.1")
 
         def spawn(ns: str, argv: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
             log = (logs / f"{name}.log").open("wb")
@@ -125,7 +162,7 @@ def topology(tmp_path_factory) -> Iterator[dict]:
         process = spawn(gw, [sys.executable, "-m", "gateway", "serve"], gateway, "gateway")
         url = f"http://10.77.0.2:{stack_config.gateway.port}"
         _wait(f"{url}/ready", 120, process)
-        yield {"url": url, "hosts": hosts}
+        yield {"url": url, "hosts": hosts, "namespaces": namespaces}
     finally:
         for process in processes:
             process.terminate()
@@ -174,7 +211,20 @@ def test_pipeline_across_hosts_then_a_cut_link_then_recovery(topology, sample_im
         assert ready.status_code == 503 and ready.json()["backends"]["fracture"]["ready"] is False
     finally:
         _ip("link", "set", fracture.link, "up", netns=fracture.netns)
+        _ip("route", "replace", "default", "via", fracture.peer, netns=fracture.netns)  # went with the link
     deadline = time.monotonic() + 60
     while httpx.get(f"{url}/ready", timeout=30).status_code != 200 and time.monotonic() < deadline:
         time.sleep(1)
     assert _pipeline(url, image)["status"] == "complete"
+
+
+def test_no_process_of_the_stack_tried_to_reach_anything_outside_it(topology):
+    """From the first process start through the pipeline, the cut and the recovery above: not one packet out."""
+    attempts = {ns: egress_packets(ns) for ns in topology["namespaces"]}
+    where = {ns: egress_destinations(ns) for ns, packets in attempts.items() if packets}
+    assert attempts == dict.fromkeys(topology["namespaces"], 0), f"packets addressed outside the stack: {where}"
+    # The rule sees an attempt: a connection to a documentation address (RFC 5737) from the ChexFract host.
+    fracture = topology["hosts"]["fracture"].netns
+    attempt = "import socket\ntry: socket.create_connection(('192.0.2.1', 443), timeout=2)\nexcept OSError: pass"
+    subprocess.run(["ip", "netns", "exec", fracture, sys.executable, "-c", attempt], check=True)
+    assert egress_packets(fracture) >= 1
