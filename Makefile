@@ -36,6 +36,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 ifeq ($(EXTRAS),gpu)
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@# A local +cpu wheel satisfies vLLM's torch==X too, and pip may prefer it: refuse a torch without CUDA.
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'torch ' + torch.__version__ + ' has no CUDA: see pip config list')"
 else
 	@index=; $(PY) -m pip install --quiet --dry-run --no-deps '$(TORCH_CPU)' >/dev/null 2>&1 \
 	  || { echo "$(TORCH_CPU): not found locally, using $(TORCH_CPU_INDEX)"; index="--extra-index-url $(TORCH_CPU_INDEX)"; }; \

