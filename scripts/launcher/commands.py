@@ -32,6 +32,12 @@ NO_EGRESS_ENV = {
 }
 
 
+# glibc gives threads that allocate their own malloc arenas (up to 8 per core), and the gateway's decoding threads
+# leave them fragmented: `make bench-soak` measured its resident memory end/start at 1.088 with glibc's default
+# and 1.029 with two arenas (2026-11-24, one 300 s soak each, 188 -> 205 MB against 170 -> 175 MB).
+GATEWAY_PROCESS_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
 @dataclass(frozen=True)
 class ServiceCommand:
     name: str
@@ -111,7 +117,7 @@ def gateway_env(
     Natively every backend is on 127.0.0.1; in compose or Kubernetes `backend_host`
     names the role's service and `root` is where the image mounts models/.
     """
-    env = {"GATEWAY_PORT": str(stack.gateway.port), "GATEWAY_HOST": host or stack.gateway.host}
+    env = {"GATEWAY_PORT": str(stack.gateway.port), "GATEWAY_HOST": host or stack.gateway.host, **GATEWAY_PROCESS_ENV}
     for name, role in stack.roles.items():
         location = role.model_location(root)
         env[f"GATEWAY_{name.upper()}_URL"] = f"http://{backend_host(name)}:{role.port}"

@@ -215,3 +215,14 @@ def test_the_gateway_image_installs_no_onnx_runtime():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     assert not [req for req in project["dependencies"] if req.startswith("onnxruntime")]
     assert re.search(r"^RUN pip install \. ", (DEPLOY / "gateway.Dockerfile").read_text(), re.MULTILINE)
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_the_gateway_runs_with_two_malloc_arenas_everywhere(profile):
+    """Natively, in compose and on Kubernetes (its memory stays flat under a soak: commands.GATEWAY_PROCESS_ENV)."""
+    stack = config.load(profile, env={})
+    compose = yaml.safe_load((DEPLOY / manifests.GENERATED_PROFILES[profile]).read_text())
+    (configmap,) = _of_kind(profile, "configmap-gateway.yaml", "ConfigMap")
+    native = next(c for c in service_commands(stack, environ={}) if c.name == "gateway").env
+    for env in (native, compose["services"]["gateway"]["environment"], configmap["data"]):
+        assert env["MALLOC_ARENA_MAX"] == "2"
