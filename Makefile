@@ -22,7 +22,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 TORCH_CPU := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: setup run test lint test-packages test-containers bench bench-soak clean deploy-files
+.PHONY: setup run test test-fast lint test-packages test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 ifeq ($(EXTRAS),gpu)
@@ -46,8 +46,9 @@ else
 endif
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# ONLY=classifier,gateway runs a subset; LOG_DIR=... writes the services' logs elsewhere than logs/.
 run: setup
-	$(PY) -m scripts.launcher run --profile $(PROFILE)
+	$(PY) -m scripts.launcher run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(LOG_DIR),--log-dir $(LOG_DIR))
 
 lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.toml [tool.mypy])
 	$(PY) -m ruff check .
@@ -56,6 +57,10 @@ lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.t
 
 test: setup lint test-packages
 	$(PY) -m pytest
+
+# The inner loop: every test that needs no vLLM or llama.cpp server (marker `model_servers`, tests/conftest.py).
+test-fast: setup test-packages
+	$(PY) -m pytest -m 'not containers and not model_servers'
 
 # Debian packages, installed when missing and as root (as CI is); otherwise the command is printed.
 define apt_ensure
@@ -75,11 +80,12 @@ test-packages:
 	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc 2>/dev/null || true; })
 
 # The cpu compose stack in real containers, end to end (README, "Containers"): Debian's Docker engine (started
-# by the test when none runs) and debootstrap, which builds the base image from Debian packages (air-gapped).
-CONTAINER_PACKAGES := docker.io debootstrap
+# by the test when none runs), debootstrap, which builds the base image from Debian packages (air-gapped), and
+# iproute2 for the network namespace of the fresh-engine test (tests/deploy/test_fresh_engine.py).
+CONTAINER_PACKAGES := docker.io debootstrap iproute2
 test-containers: setup
 	$(call apt_ensure,$(CONTAINER_PACKAGES))
-	$(PY) -m pytest -m containers tests/deploy/test_containers.py
+	$(PY) -m pytest -m containers tests/deploy/test_fresh_engine.py tests/deploy/test_containers.py
 
 # Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see README "Performance".
 bench: setup

@@ -229,20 +229,8 @@ def _observe(scope: Scope, exchange: Exchange) -> None:
         gateway.metrics.requests.labels(model, str(exchange.status)).inc()
         if exchange.path in AUDITED_PATHS:
             gateway.audit.append(_audit_event(gateway.audit, state, exchange))
-    log.info(
-        "request",
-        extra={
-            "fields": {
-                "request_id": exchange.request_id,
-                "method": exchange.method,
-                "path": _path_label(exchange.path),
-                "model": model,
-                "status": exchange.status,
-                "latency_ms": round(exchange.seconds * 1000, 2),
-                **_outcome(state.get("audit")),
-            }
-        },
-    )
+    fields = exchange.log_fields(path=_path_label(exchange.path), model=model)
+    log.info("request", extra={"fields": {**fields, **_outcome(state.get("audit"))}})
 
 
 def _outcome(note: AuditNote | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.clinical import Language
-from services.contract.dicom import DEFAULT_BODY_PARTS, DEFAULT_MODALITIES, DicomPolicy
+from services.contract.limits import InputLimits
 from services.contract.modelcard import CARD_FILE
 from services.contract.roles import Role
 
@@ -37,7 +37,6 @@ class BackendSettings:
     role: Role
     root_url: str  # the server root: /health, /v2/..., and /v1/... below it
     model: str
-    model_dir: str
     card_file: Path  # the model card: GATEWAY_<ROLE>_MODEL_CARD, else model_card.json in the model folder
     timeout_s: float
     max_concurrency: int
@@ -59,7 +58,7 @@ class SamplingDefaults:
     max_tokens: int
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers, pixels, DICOM policy
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
         env_file=".env",
@@ -148,13 +147,6 @@ class GatewaySettings(BaseSettings):
     # A streamed cxr-report sends an SSE comment this often while its report is written (sent once validated).
     stream_keepalive_s: float = Field(default=10.0, gt=0)
 
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # all request headers together; beyond: 431
-    max_image_pixels: int = Field(default=40_000_000, ge=1)
-    # DICOM input: the modalities and body parts analysed (comma-separated; an empty body-part list
-    # accepts any). Defaults: the contract's (DX, CR; CHEST). Anything else is a 400 naming the value.
-    dicom_modalities: str = DEFAULT_MODALITIES
-    dicom_body_parts: str = DEFAULT_BODY_PARTS
     # HTTPS: a PEM certificate (chain) and its key; without them plain HTTP, meant for 127.0.0.1 only.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -168,9 +160,6 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return [k.strip() for k in value.split(",") if k.strip()] if isinstance(value, str) else value
-
-    def dicom_policy(self) -> DicomPolicy:
-        return DicomPolicy.configured(self.max_image_pixels, self.dicom_modalities, self.dicom_body_parts)
 
     @model_validator(mode="after")
     def _fail_fast(self) -> GatewaySettings:
@@ -201,7 +190,6 @@ class GatewaySettings(BaseSettings):
             role=role,
             root_url=server_root(getattr(self, f"{role}_url")),
             model=getattr(self, f"{role}_model"),
-            model_dir=getattr(self, f"{role}_model_dir"),
             card_file=getattr(self, f"{role}_model_card") or Path(getattr(self, f"{role}_model_dir")) / CARD_FILE,
             timeout_s=getattr(self, f"{role}_timeout_s"),
             max_concurrency=getattr(self, f"{role}_max_concurrency"),

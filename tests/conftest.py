@@ -137,3 +137,12 @@ def start_gateway(stack: StackConfig, tmp_path_factory):
     yield start
     for process in started:
         process.stop()
+
+
+# The fast tier (`make test-fast`) is every test that needs no model server: a test is marked `model_servers`
+# when it uses the session stack (directly or through a fixture) or is in a module that starts vLLM or
+# llama.cpp itself (those declare `pytestmark = pytest.mark.model_servers`).
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model_servers)

@@ -29,18 +29,25 @@ def resolved(compose_file: Path, project: str, env: Mapping[str, str]) -> dict[s
     return document
 
 
-def build_all(compose_file: Path, project: str, env: Mapping[str, str]) -> list[str]:
+def build_image(
+    context: Path, dockerfile: str, args: Mapping[str, str], tag: str, env: Mapping[str, str], network: str | None
+) -> None:
+    """`docker build` with the classic builder; `network` is the build steps' (None: the engine's default)."""
+    arguments = [f"--build-arg={key}={value}" for key, value in args.items()]
+    options = [*arguments, *(["--network", network] if network else []), "-t", tag]
+    argv = ["docker", "build", "-f", str(context / dockerfile), *options, str(context)]
+    done = subprocess.run(argv, env={**env, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"building {tag} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def build_all(compose_file: Path, project: str, env: Mapping[str, str], network: str | None = None) -> list[str]:
     """Builds every image the file's services build (each once) and returns their tags."""
     built: list[str] = []
     for service in resolved(compose_file, project, env)["services"].values():
         build, tag = service.get("build"), service["image"]
         if build is None or tag in built:
             continue
-        arguments = [f"--build-arg={key}={value}" for key, value in (build.get("args") or {}).items()]
-        context = Path(build["context"])
-        argv = ["docker", "build", "-f", str(context / build["dockerfile"]), *arguments, "-t", tag, str(context)]
-        done = subprocess.run(argv, env={**env, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-        if done.returncode != 0:
-            raise RuntimeError(f"building {tag} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        build_image(Path(build["context"]), build["dockerfile"], build.get("args") or {}, tag, env, network)
         built.append(tag)
     return built

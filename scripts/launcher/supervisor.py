@@ -177,18 +177,80 @@ def supervise(
             time.sleep(poll_s)
 
 
-def stop(services: list[RunningService], grace_s: float = 15.0) -> None:
-    """SIGTERM every process group, then SIGKILL what is still there after the grace period."""
-    for service in services:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE_S = 15.0  # SIGTERM to SIGKILL: time for requests in flight to finish (launcher --stop-grace-s)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Stop signals stay pending until the block ends, so nothing interrupts a stop half-way.
+
+    Only around code that starts no process: a child would inherit the blocked mask.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _child_pids() -> set[int]:
+    """This process's live children, read from /proc: one whose start a signal cut short is among them too."""
+    me = str(os.getpid())
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me:  # the fields after "(comm)": state, ppid, ...
+                children.add(int(stat.parent.name))
+    return children
+
+
+class _Child:
+    """One child of the launcher while it stops: a recorded service's Popen, or just a pid read from /proc."""
+
+    def __init__(self, pid: int, process: subprocess.Popen[bytes] | None) -> None:
+        self.pid, self.process, self.collected = pid, process, False
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Its whole process group; the child alone while it is uncollected (so its pid is still its own)."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(service.process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for service in services:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(service.process.pid, signal.SIGKILL)  # stragglers in the group, if any
-        service.process.wait()
+            os.killpg(self.pid, sig)
+        if not self.collected:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def collect(self, deadline: float | None) -> None:
+        """Wait for it until `deadline` (None: as long as it takes) and collect its exit status."""
+        while not self.collected:
+            if self.process is not None:
+                self.collected = self.process.poll() is not None
+            else:
+                try:
+                    self.collected = os.waitpid(self.pid, os.WNOHANG)[0] == self.pid
+                except ChildProcessError:
+                    self.collected = True
+            if self.collected or (deadline is not None and time.monotonic() >= deadline):
+                return
+            time.sleep(0.05)
+
+
+def stop(services: list[RunningService], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM every child's process group, then SIGKILL what is still there after the grace period; collect all.
+
+    Every child is reached, also one started as the signal came and not in `services` yet, and further stop
+    signals wait until it is done (GNU make forwards its own SIGTERM to the launcher, a terminal adds SIGHUP).
+    """
+    with _stop_signals_held():
+        known = {service.process.pid: service.process for service in services}
+        children = [_Child(pid, known.get(pid)) for pid in sorted(known.keys() | _child_pids())]
+        for child in children:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in children:
+            child.collect(deadline)
+        for child in children:
+            child.signal(signal.SIGKILL)  # what ignored SIGTERM, and stragglers left in its group
+            child.collect(None)
 
 
 @contextlib.contextmanager
@@ -197,8 +259,9 @@ def running(
     log_dir: Path,
     timeout_s: float,
     on_ready: Callable[[RunningService], None] = lambda _: None,
+    stop_grace_s: float = STOP_GRACE_S,
 ) -> Iterator[list[RunningService]]:
-    """Start the stages in order (each stage's services together), yield once all are healthy."""
+    """Start the stages in order (each stage's services together), yield once all are healthy; stop them after."""
     for command in (c for stage in stages for c in stage):
         check_port_free(command)
     started: list[RunningService] = []
@@ -209,4 +272,4 @@ def running(
             wait_healthy(batch, timeout_s, on_ready)
         yield started
     finally:
-        stop(started)
+        stop(started, stop_grace_s)

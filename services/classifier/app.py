@@ -96,15 +96,4 @@ def _observe(scope: Scope, exchange: Exchange) -> None:
     """Per-request log line and counter: id, route, status, latency; never the body."""
     endpoint = endpoint_label(exchange.path)
     scope["app"].state.metrics.requests.labels(endpoint, str(exchange.status)).inc()
-    log.info(
-        "request",
-        extra={
-            "fields": {
-                "request_id": exchange.request_id,
-                "method": exchange.method,
-                "endpoint": endpoint,
-                "status": exchange.status,
-                "latency_ms": round(exchange.seconds * 1000, 2),
-            }
-        },
-    )
+    log.info("request", extra={"fields": exchange.log_fields(endpoint=endpoint)})

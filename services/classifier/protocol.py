@@ -62,21 +62,6 @@ class InferenceRequest(ProtocolModel):
     outputs: list[RequestOutput] | None = Field(default=None, max_length=1)  # the model has one output
 
 
-class ResponseOutput(ProtocolModel):
-    name: str
-    shape: list[int]
-    datatype: Literal["FP32"]
-    data: list[float] | None = None
-    parameters: dict[str, Any] | None = None
-
-
-class InferenceResponse(ProtocolModel):
-    model_name: str
-    model_version: str | None = None
-    id: str | None = None
-    outputs: list[ResponseOutput]
-
-
 class RepositoryModel(ProtocolModel):
     name: str
     version: str

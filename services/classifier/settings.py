@@ -7,10 +7,10 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.contract.dicom import DEFAULT_BODY_PARTS, DEFAULT_MODALITIES, DicomPolicy
+from services.contract.limits import InputLimits
 
 
-class ClassifierSettings(BaseSettings):
+class ClassifierSettings(BaseSettings, InputLimits):  # InputLimits: body, headers, pixels, DICOM policy
     model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
 
     model_path: Path = Path("models/pneumonia-classifier/model.onnx")
@@ -35,17 +35,6 @@ class ClassifierSettings(BaseSettings):
     # inferences succeed); one not done within probe_timeout_s makes the worker not ready.
     ready_fresh_s: float = Field(default=5.0, gt=0)
     probe_timeout_s: float = Field(default=5.0, gt=0)
-
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # all request headers together; beyond: 431
-    # A 43 x 35 cm detector at 0.1 mm pitch is ~15 Mpx; 40 Mpx leaves room and stops bombs.
-    max_image_pixels: int = Field(default=40_000_000, ge=1)
-    # DICOM bodies on /classify: modalities and body parts analysed (comma-separated; empty body parts: any).
-    dicom_modalities: str = DEFAULT_MODALITIES
-    dicom_body_parts: str = DEFAULT_BODY_PARTS
-
-    def dicom_policy(self) -> DicomPolicy:
-        return DicomPolicy.configured(self.max_image_pixels, self.dicom_modalities, self.dicom_body_parts)
 
     @model_validator(mode="after")
     def _fail_fast(self) -> ClassifierSettings:

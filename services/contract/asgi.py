@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.datastructures import FormData, Headers
 from starlette.formparsers import MultiPartParser
@@ -87,6 +88,16 @@ class Exchange:
     path: str
     status: int
     seconds: float
+
+    def log_fields(self, **labels: Any) -> dict[str, Any]:
+        """The request log line's fields, the service's own labels (route, model) after the method."""
+        return {
+            "request_id": self.request_id,
+            "method": self.method,
+            **labels,
+            "status": self.status,
+            "latency_ms": round(self.seconds * 1000, 2),
+        }
 
 
 class RequestObserver:

@@ -32,7 +32,6 @@ from pydicom.uid import UID
 from services.contract import images
 from services.contract.images import ImageError
 
-MEDIA_TYPE = "application/dicom"
 DICOMDIR_CLASS = UID("1.2.840.10008.1.3.10")
 GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
 

@@ -6,5 +6,4 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
-SAMPLES_DIR = MODELS_DIR / "samples"
 MODELS_YAML = REPO_ROOT / "deploy" / "models.yaml"

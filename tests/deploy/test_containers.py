@@ -86,7 +86,8 @@ def _build_images(env: dict[str, str]) -> None:
         images.build_all(COMPOSE_FILE, PROJECT, env)
         return
     with wheel_mirror.serving(wheels) as (index, host):
-        images.build_all(COMPOSE_FILE, PROJECT, {**env, "CXR_TORCH_INDEX": index, "CXR_TRUSTED_HOST": host})
+        mirrored = {**env, "CXR_TORCH_INDEX": index, "CXR_TRUSTED_HOST": host}
+        images.build_all(COMPOSE_FILE, PROJECT, mirrored, network=wheel_mirror.BUILD_NETWORK)
 
 
 def _keep_logs(running: ComposeStack) -> None:

@@ -78,7 +78,10 @@ def _netns_available() -> bool:
     return ok
 
 
-pytestmark = pytest.mark.skipif(not _netns_available(), reason="needs root and Linux network namespaces (ip netns)")
+pytestmark = [
+    pytest.mark.skipif(not _netns_available(), reason="needs root and Linux network namespaces (ip netns)"),
+    pytest.mark.model_servers,  # starts the whole stack itself, in network namespaces
+]
 
 
 @dataclass

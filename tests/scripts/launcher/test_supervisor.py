@@ -1,8 +1,10 @@
 """`make run`'s launcher: READY line, a clear error for a busy port, restarts, and no orphans after a kill or a stop signal."""
 
+import contextlib
 import os
 import signal
 import socket
+import time
 
 import httpx
 import psutil
@@ -57,6 +59,7 @@ def _resident_bytes(processes: list[psutil.Process]) -> int:
     return sum(process.memory_info().rss for process in processes)
 
 
+@pytest.mark.model_servers
 def test_a_killed_vllm_server_is_restarted_and_leaves_no_process_behind(env, tmp_path):
     """SIGKILL to vLLM's API server (as the OOM killer sends): its engine goes too, the server comes back."""
     launcher = LauncherProcess(env, tmp_path, only="report")
@@ -84,3 +87,52 @@ def test_a_killed_vllm_server_is_restarted_and_leaves_no_process_behind(env, tmp
         assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] >= 1
     finally:
         assert launcher.stop() == 0
+
+
+def _stack_processes(launcher: LauncherProcess) -> list[psutil.Process]:
+    """`make`, the launcher and every process of every service (each in a session of its own)."""
+    root = psutil.Process(launcher.process.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group has exited already
+        os.killpg(pgid, sig)
+
+
+def _request_in_flight(port: int) -> socket.socket:
+    """A request whose body never finishes arriving: uvicorn's graceful shutdown waits for it, as for a slow client."""
+    held = socket.create_connection(("127.0.0.1", port))
+    held.sendall(
+        b"POST /v2/models/pneumonia-classifier/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    return held
+
+
+# After the first SIGTERM to the group (make forwards it too, so the launcher gets two), a second SIGTERM and a
+# SIGHUP follow at different moments of the stop. A service still serving a request outlives its SIGTERM, so
+# a stop cut short before its SIGKILL left it running, re-parented to init and holding its port.
+STOP_DELAYS_S = (0.0, 0.01, 0.1, 0.5, 2.0)
+
+
+def test_make_run_stops_every_service_whatever_stop_signals_follow(env, tmp_path):
+    env = {**env, "CXR_STOP_GRACE_S": "2"}  # the held request outlives SIGTERM: SIGKILL it sooner than 15 s
+    port = int(env["CXR_CLASSIFIER_PORT"])
+    for delay in STOP_DELAYS_S:
+        launcher = LauncherProcess(env, tmp_path, only="classifier", via_make=True)
+        launcher.wait_for_line("READY ", 300)
+        processes = _stack_processes(launcher)
+        assert any("services.classifier" in " ".join(p.cmdline()) for p in processes), "the worker runs under make"
+        with _request_in_flight(port):
+            group = os.getpgid(launcher.process.pid)
+            _signal_group(group, signal.SIGTERM)
+            time.sleep(delay)
+            _signal_group(group, signal.SIGTERM)
+            _signal_group(group, signal.SIGHUP)
+            launcher.stop()  # waits for make to exit
+            _gone, alive = psutil.wait_procs(processes, timeout=30)
+        assert alive == [], f"left behind, signals {delay} s apart: {[' '.join(p.cmdline()) for p in alive]}"
+        assert "cxr-serve: stopped" in launcher.lines
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still taken, signals {delay} s apart"
