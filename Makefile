@@ -21,6 +21,13 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 # pip is pointed there only when it cannot already find the wheel (a local find-links folder or mirror).
 TORCH_CPU := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+# llama.cpp (the interoperability tests' second engine) is compiled from source, and ggml compiles for every
+# feature the CPU announces (-march=native), which pip then caches for the next venv. A CPU that announces AMX
+# the kernel does not grant crashes at the first token (a general protection fault in libggml-cpu.so, seen on
+# these machines with `dmesg`), and a cached build may come from another machine: so a portable build, never
+# cached, for x86-64-v3 (AVX2, FMA, F16C, BMI2), without AVX-512 or AMX.
+LLAMA_CPP := $(shell grep -o '"llama-cpp-python\[server\]==[^"]*"' pyproject.toml | tr -d '"' | sed 's/\[server\]//')
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: setup run test test-fast lint test-packages test-containers bench bench-soak clean deploy-files
 
@@ -39,6 +46,7 @@ ifeq ($(EXTRAS),gpu)
 	@# A local +cpu wheel satisfies vLLM's torch==X too, and pip may prefer it: refuse a torch without CUDA.
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'torch ' + torch.__version__ + ' has no CUDA: see pip config list')"
 else
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir --no-deps '$(LLAMA_CPP)'
 	@index=; $(PY) -m pip install --quiet --dry-run --no-deps '$(TORCH_CPU)' >/dev/null 2>&1 \
 	  || { echo "$(TORCH_CPU): not found locally, using $(TORCH_CPU_INDEX)"; index="--extra-index-url $(TORCH_CPU_INDEX)"; }; \
 	  set -x; $(PY) -m pip install --quiet $$index -e '.[$(EXTRAS)]'

@@ -118,7 +118,7 @@ def test_llama_cpp_server_without_health_is_a_report_backend(start_gateway, llam
     assert httpx.get(f"{llama_cpp.url}/health").status_code == 404  # no /health on this engine
     gateway = start_gateway(GATEWAY_REPORT_URL=llama_cpp.url)
     ready = httpx.get(f"{gateway.url}/ready").json()["backends"]["report"]
-    assert ready["ready"] is True and "no /health" in ready["detail"]
+    assert ready["ready"] is True and "no /health" in ready["detail"], ready
     relayed = sdk(gateway).chat.completions.create(model="report-llm", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
     assert relayed.choices[0].message.content and relayed.usage.completion_tokens <= 8  # the pass-through works
     completion = sdk(gateway).chat.completions.create(
