@@ -209,7 +209,9 @@ class _Child:
     """One child of the launcher while it stops: a recorded service's Popen, or just a pid read from /proc."""
 
     def __init__(self, pid: int, process: subprocess.Popen[bytes] | None) -> None:
-        self.pid, self.process, self.collected = pid, process, False
+        self.pid, self.process = pid, process
+        # One the supervisor already collected (exited, its restart pending) has a pid that may be another's now.
+        self.collected = process is not None and process.returncode is not None
 
     def signal(self, sig: signal.Signals) -> None:
         """Its whole process group; the child alone while it is uncollected (so its pid is still its own)."""
