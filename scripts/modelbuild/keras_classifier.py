@@ -5,7 +5,7 @@
 Keras' own `model.export(format="onnx")` fails on this model (legacy
 TorchScript exporter), so the torch-backend Keras model is wrapped in a
 `torch.nn.Module` and exported with the dynamo exporter and a dynamic batch
-axis (PLATFORM-NOTES §2). Parity: Keras and ONNX Runtime run the same
+axis. Parity: Keras and ONNX Runtime run the same
 preprocessed tensors of the 16 sample X-rays; the export fails if any output
 differs by more than 1e-3. The Keras outputs are kept as the reference the
 worker's tests compare against.
@@ -28,7 +28,7 @@ from scripts.modelbuild.packages import Package
 from services.contract import modelcard
 from services.contract.classifier_model import InputSpec
 
-# What pneumonia-model-package's own pipeline does (PLATFORM-NOTES §2): RGB,
+# What pneumonia-model-package's own preprocessing does: RGB,
 # 150x150 nearest-neighbour, x/127.5 - 1, channels last.
 INPUT = InputSpec(
     name="input",

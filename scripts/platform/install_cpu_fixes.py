@@ -1,4 +1,4 @@
-"""Post-install fixes for vLLM's CPU build, applied by `make setup` (PLATFORM-NOTES §1).
+"""Post-install fixes for vLLM's CPU build, applied by `make setup`.
 
 Only when torch is a CPU build: PyPI's torchaudio and torchcodec are CUDA
 builds whose extensions cannot load (vLLM copes with their absence), and

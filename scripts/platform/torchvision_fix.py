@@ -4,7 +4,8 @@ vLLM's CPU wheel pulls torchvision from PyPI, whose C++ extension cannot load
 against `torch==*+cpu`. Its Python parts still work (LLaVA's image processing
 needs `torchvision.transforms.v2`), but `import torchvision` crashes because it
 registers fake kernels for `torchvision::nms` / `torchvision::qnms` even when
-the extension failed to load (PLATFORM-NOTES §1). Defining those two op
+the extension failed to load (without this file: `python -c "import torchvision"` in the venv fails with
+'operator torchvision::nms does not exist'). Defining those two op
 schemas first avoids the crash.
 
 `make setup` copies this file into the venv's site-packages as

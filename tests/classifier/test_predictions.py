@@ -5,7 +5,8 @@ import asyncio
 import httpx
 import numpy as np
 
-# The packaged model's known mistakes on its 16 validation images (PLATFORM-NOTES §2).
+# The packaged model's known mistakes on its 16 validation images: the model's, not the export's
+# (`make setup` fails if ONNX Runtime and Keras differ by over 1e-3).
 KNOWN_WRONG = {"NORMAL2-IM-1438-0001.jpeg", "person1949_bacteria_4880.jpeg", "person1950_bacteria_4881.jpeg"}
 
 

@@ -5,7 +5,7 @@ classifier_env), bound to its own address; the gateway is configured with
 those addresses exactly as compose or Kubernetes would configure it with
 service names (gateway_env's backend_host). Then one backend's link is cut
 (`ip link set ... down`) and restored, proving the documented degraded mode
-across a real network boundary. Needs root and `ip netns`; skipped otherwise.
+across a real network boundary. Needs root, `ip netns` and nft; fails naming the install command otherwise.
 
 Every namespace also has a default route and an nftables rule that counts and drops each packet addressed
 outside the stack, so that any connection attempt (a DNS lookup, vLLM's usage statistics, a hub download)
@@ -78,10 +78,7 @@ def _netns_available() -> bool:
     return ok
 
 
-pytestmark = [
-    pytest.mark.skipif(not _netns_available(), reason="needs root and Linux network namespaces (ip netns)"),
-    pytest.mark.model_servers,  # starts the whole stack itself, in network namespaces
-]
+pytestmark = pytest.mark.model_servers  # starts the whole stack itself, in network namespaces
 
 
 @dataclass
@@ -120,6 +117,7 @@ def _wait(url: str, timeout_s: float, process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory) -> Iterator[dict]:
+    assert _netns_available(), "needs root and network namespaces: as root, `apt-get install -y iproute2 nftables`"
     stack_config = config.load("cpu", env={})
     gw = f"cxrgw{SUFFIX}"
     namespaces = [gw] + [f"cxr{role[:3]}{SUFFIX}" for role in ROLES]
