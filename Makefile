@@ -12,7 +12,7 @@ VENV := .venv-gpu
 EXTRAS := gpu
 else
 VENV := .venv
-EXTRAS := cpu,classifier,build,dev
+EXTRAS := cpu,classifier,gateway,bridge,build,dev
 endif
 PY := $(VENV)/bin/python
 # The venv is rebuilt when pyproject.toml changes (its hash names the stamp).
@@ -81,9 +81,10 @@ endef
 
 # What the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui), a CJK font for
 # its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/gateway/pacs; its own system service
-# is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py).
+# is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py),
+# DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge).
 # Without them those tests fail and print the command.
-TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk
 test-packages:
 	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc 2>/dev/null || true; })
 

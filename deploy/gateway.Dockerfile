@@ -1,4 +1,4 @@
-# The gateway: pure Python, no GPU, no ONNX Runtime (the project without extras, as pyproject.toml pins it).
+# The gateway: pure Python, no GPU, no ONNX Runtime (pyproject.toml's `gateway` extra and nothing else).
 # BASE_IMAGE and UID come from deploy/models.yaml (containers) through the compose file's build arguments.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
@@ -10,7 +10,7 @@ COPY services ./services
 COPY gateway ./gateway
 COPY deploy/model-cards ./deploy/model-cards
 # The audit trail's folder, owned by the gateway's user: a new named volume copies this ownership.
-RUN pip install . && useradd --uid "$UID" --no-create-home cxr \
+RUN pip install ".[gateway]" && useradd --uid "$UID" --no-create-home cxr \
     && mkdir -p /var/lib/cxr-serve/audit && chown "$UID" /var/lib/cxr-serve/audit
 USER ${UID}
 EXPOSE 8080

@@ -6,31 +6,32 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import httpx2
 import openai
 from fastapi import Depends, FastAPI
-from starlette.types import Scope
 
-from gateway import clinical, errors, openapi, ui
-from gateway.audit import AuditEvent, AuditNote, AuditTrail, load_key, outcome_of
-from gateway.backends.base import ConcurrencyLimit, FailureTranslator
+from gateway import openapi, ui
+from gateway.admission import Admission, ConcurrencyLimit
+from gateway.audit import AuditTrail, load_key
+from gateway.backends.base import FailureTranslator
 from gateway.backends.health import CircuitBreaker
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Catalog, Route, check_commercial_use, model_info, read_card
 from gateway.clinical.abstention import PublishedFigures
+from gateway.clinical.content import load as load_clinical
 from gateway.dependencies import Gateway, require_api_key
+from gateway.errors import HeadersTooLarge, PayloadTooLarge
 from gateway.images import ImagePolicy
 from gateway.marking import AiDisclosure
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Pipeline, PipelineConfig
+from gateway.pipeline.stages import Pipeline, PipelineConfig
 from gateway.provenance import EngineVersions
-from gateway.routes import analyze, chat, health, models
+from gateway.routes import analyze, chat, errors, health, models, observation
 from gateway.routes import ui as ui_routes
-from gateway.settings import BackendSettings, GatewaySettings
-from services.contract.asgi import BodySizeLimit, Exchange, HeaderSizeLimit, RequestObserver
+from gateway.settings import BackendRole, GatewaySettings
+from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserver
 from services.contract.classifier_model import ModelMetadata
 from services.contract.modelcard import ModelCard
 from services.contract.roles import Role
@@ -38,7 +39,7 @@ from services.contract.roles import Role
 log = logging.getLogger("gateway")
 
 
-def _http_client(backend: BackendSettings, connect_timeout_s: float) -> httpx2.AsyncClient:
+def _http_client(backend: BackendRole, connect_timeout_s: float) -> httpx2.AsyncClient:
     """One pooled client per backend; the read timeout bounds a whole answer, not just the connect."""
     return httpx2.AsyncClient(
         base_url=backend.root_url,
@@ -52,67 +53,58 @@ def _http_client(backend: BackendSettings, connect_timeout_s: float) -> httpx2.A
     )
 
 
-def _sdk_client(backend: BackendSettings, http: httpx2.AsyncClient) -> openai.AsyncOpenAI:
+def _sdk_client(backend: BackendRole, http: httpx2.AsyncClient) -> openai.AsyncOpenAI:
     """The openai SDK over the backend's pooled client; retries are off (a retry would double a generation)."""
     return openai.AsyncOpenAI(
         base_url=f"{backend.root_url}/v1",
-        api_key=backend.api_key or "no-key",  # the SDK requires a value; a server without keys ignores it
+        api_key=backend.key() or "no-key",  # the SDK requires a value; a server without keys ignores it
         max_retries=0,
         timeout=http.timeout,
         http_client=http,
     )
 
 
-def _failures(backend: BackendSettings, settings: GatewaySettings, metrics: GatewayMetrics) -> FailureTranslator:
+def _failures(role: Role, settings: GatewaySettings, metrics: GatewayMetrics) -> FailureTranslator:
     """The one path of every call to a backend: its circuit breaker, watched by /metrics, and its error translation."""
     breaker = CircuitBreaker(
-        backend.role,
+        role,
         settings.breaker_failures,
         settings.breaker_cooldown_s,
-        on_refused=metrics.circuit_refusals.labels(backend.role).inc,
+        on_refused=metrics.circuit_refusals.labels(role).inc,
     )
-    metrics.watch_circuit(backend.role, breaker)
-    return FailureTranslator(backend.role, backend.timeout_s, metrics.upstream_errors, breaker)
+    metrics.watch_circuit(role, breaker)
+    return FailureTranslator(role, settings.backends()[role].timeout_s, metrics.upstream_errors, breaker)
 
 
-def _chat_backend(
-    backend: BackendSettings,
-    http: httpx2.AsyncClient,
-    limit: ConcurrencyLimit,
-    settings: GatewaySettings,
-    metrics: GatewayMetrics,
-) -> ChatBackend:
-    failures = _failures(backend, settings, metrics)
+def _chat_backend(role: Role, http: httpx2.AsyncClient, settings: GatewaySettings, metrics: GatewayMetrics) -> ChatBackend:
+    backend = settings.backends()[role]
+    failures = _failures(role, settings, metrics)
     sdk = _sdk_client(backend, http)
-    return ChatBackend(backend.role, backend.model, http, sdk, limit, failures, backend.api_key, settings.probe_policy())
+    return ChatBackend(role, backend.model, http, sdk, failures, backend.key(), settings.probe_policy())
 
 
 async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gateway:
     s = settings
-    content = clinical.load()
+    content = load_clinical()
     metrics = GatewayMetrics()
-    backends = {role: s.backend(role) for role in Role}
+    backends = s.backends()
     https = {role: await stack.enter_async_context(_http_client(b, s.connect_timeout_s)) for role, b in backends.items()}
     limits = {role: ConcurrencyLimit(role, b.max_concurrency) for role, b in backends.items()}
     for role, limit in limits.items():
         metrics.watch_in_flight(role, limit)
     pool = stack.enter_context(ThreadPoolExecutor(4, thread_name_prefix="gateway-preprocess"))
-    metadata = ModelMetadata.read_folder(s.classifier_model_dir)
+    metadata = ModelMetadata.read_folder(s.classifier.model_dir)
     content.check_classes(metadata.classes)
-    classifier_settings = backends[Role.CLASSIFIER]
     classifier = ClassifierBackend(
-        classifier_settings.model,
+        s.classifier.model,
         metadata,
         https[Role.CLASSIFIER],
-        limits[Role.CLASSIFIER],
-        _failures(classifier_settings, s, metrics),
+        _failures(Role.CLASSIFIER, s, metrics),
         pool,
         s.max_image_pixels,
         s.probe_policy(),
     )
-    fracture, report = (
-        _chat_backend(backends[role], https[role], limits[role], s, metrics) for role in (Role.FRACTURE, Role.REPORT)
-    )
+    fracture, report = (_chat_backend(role, https[role], s, metrics) for role in (Role.FRACTURE, Role.REPORT))
     cards = {role: read_card(b.card_file) for role, b in backends.items()}
     infos = {role: model_info(role, b.model, b.card_file, cards[role]) for role, b in backends.items()}
     if s.commercial_use:
@@ -120,29 +112,31 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     catalog = Catalog(
         routes={
             s.pipeline_model: Route.PIPELINE,
-            s.fracture_model: Route.PASSTHROUGH,
-            s.report_model: Route.PASSTHROUGH,
-            s.classifier_model: Route.CLASSIFIER,
+            s.fracture.model: Route.PASSTHROUGH,
+            s.report.model: Route.PASSTHROUGH,
+            s.classifier.model: Route.CLASSIFIER,
         },
         models=infos,
     )
     config = PipelineConfig(
-        fracture=s.sampling(Role.FRACTURE),
-        report=s.sampling(Role.REPORT),
+        fracture=s.fracture.sampling(),
+        report=s.report.sampling(),
         max_indication_tokens=s.max_indication_tokens,
         deadline_s=s.request_deadline_s,
     )
-    engines = EngineVersions({str(role): backend.engine_version for role, backend in _by_role(classifier, fracture, report)})
+    engines = EngineVersions({str(backend.name): backend.engine_version for backend in (classifier, fracture, report)})
+    admission = Admission(limits)
     pipeline = Pipeline(
-        classifier, fracture, report, content, list(infos.values()), published_figures(cards), engines, config, metrics
+        classifier, fracture, report, admission, content, catalog, published_figures(cards), engines, config, metrics
     )
     return Gateway(
         settings=s,
         api_keys=tuple(s.all_api_keys()),
         catalog=catalog,
         pipeline=pipeline,
+        admission=admission,
         classifier=classifier,
-        chat_backends={s.fracture_model: fracture, s.report_model: report},
+        chat_backends={s.fracture.model: fracture, s.report.model: report},
         image_policy=ImagePolicy(
             s.max_body_bytes,
             s.max_image_pixels,
@@ -155,12 +149,6 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         page=ui.load(),
         audit=AuditTrail(s.audit_dir, load_key(s.audit_dir, s.audit_secret()), s.audit_max_bytes),
     )
-
-
-def _by_role(
-    classifier: ClassifierBackend, fracture: ChatBackend, report: ChatBackend
-) -> list[tuple[Role, ClassifierBackend | ChatBackend]]:
-    return [(Role.CLASSIFIER, classifier), (Role.FRACTURE, fracture), (Role.REPORT, report)]
 
 
 def published_figures(cards: dict[Role, ModelCard | None]) -> PublishedFigures:
@@ -206,61 +194,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(  # inside the observer: a refusal is still logged with its request id
         HeaderSizeLimit,
         max_bytes=settings.max_header_bytes,
-        reject=lambda reason: errors.error_response(errors.HeadersTooLarge(reason)),
+        reject=lambda reason: errors.error_response(HeadersTooLarge(reason)),
     )
-    app.add_middleware(RequestObserver, on_done=_observe)
+    app.add_middleware(RequestObserver, on_done=observation.observe)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        reject=lambda reason: errors.error_response(errors.PayloadTooLarge(reason)),
+        reject=lambda reason: errors.error_response(PayloadTooLarge(reason)),
     )
     return app
-
-
-def _observe(scope: Scope, exchange: Exchange) -> None:
-    """One log line and one count per request: id, model, status, latency; never bodies or text.
-
-    Requests that carry an X-ray (or ask a model) also get an audit record.
-    """
-    state = scope.get("state", {})
-    model = state.get("model", _path_label(exchange.path))
-    gateway = getattr(scope["app"].state, "gateway", None)
-    if gateway is not None:
-        gateway.metrics.requests.labels(model, str(exchange.status)).inc()
-        if exchange.path in AUDITED_PATHS:
-            gateway.audit.append(_audit_event(gateway.audit, state, exchange))
-    fields = exchange.log_fields(path=_path_label(exchange.path), model=model)
-    log.info("request", extra={"fields": {**fields, **_outcome(state.get("audit"))}})
-
-
-def _outcome(note: AuditNote | None) -> dict[str, Any]:
-    """A pipeline answer's outcome for the log line: complete or partial, and the stages that failed."""
-    if note is None or note.outcome is None:
-        return {}
-    return {"outcome": note.outcome, "failed_stages": note.failed_stages} if note.failed_stages else {"outcome": note.outcome}
-
-
-AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})
-
-
-def _audit_event(trail: AuditTrail, state: dict[str, Any], exchange: Exchange) -> AuditEvent:
-    note: AuditNote | None = state.get("audit")
-    study = note.study_uid if note is not None else None
-    return AuditEvent(
-        request_id=exchange.request_id,
-        actor=state.get("actor", "anonymous"),
-        endpoint=exchange.path,
-        status=exchange.status,
-        outcome=outcome_of(exchange.status, note),
-        models=note.models if note is not None else [],
-        study=trail.study_hash(study) if study else None,
-    )
-
-
-_OPS_PATHS = ("/health", "/ready", "/metrics", "/v1/models", "/v1/analyze", "/v1/chat/completions")
-
-
-def _path_label(path: str) -> str:
-    if path == "/ui" or path.startswith("/ui/"):
-        return "/ui"
-    return path if path in _OPS_PATHS else "other"

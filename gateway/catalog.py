@@ -29,6 +29,12 @@ class Catalog:
     routes: dict[str, Route]
     models: dict[Role, ModelInfo]
 
+    @property
+    def clinical_use(self) -> bool:
+        """Whether every model's card clears it for clinical use: the pipeline is as cleared as the least of them.
+        While not, every result carries the stand-in notice and the page shows it."""
+        return all(info.clinical_use for info in self.models.values())
+
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
 

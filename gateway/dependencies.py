@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.admission import Admission
 from gateway.audit import AuditTrail, key_id
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
@@ -15,7 +16,7 @@ from gateway.catalog import Catalog
 from gateway.errors import AuthenticationFailed
 from gateway.images import ImagePolicy
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Pipeline
+from gateway.pipeline.stages import Pipeline
 from gateway.settings import GatewaySettings
 from gateway.ui import Page
 
@@ -26,6 +27,7 @@ class Gateway:
     api_keys: tuple[str, ...]
     catalog: Catalog
     pipeline: Pipeline
+    admission: Admission  # every route's one way to a backend slot
     classifier: ClassifierBackend
     chat_backends: dict[str, ChatBackend]  # by served model name: pass-through targets
     image_policy: ImagePolicy

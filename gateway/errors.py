@@ -18,26 +18,13 @@
     └── BackendFailed         503     a backend is unreachable, timed out, answered 5xx or broke off
         └── BackendUnavailable 503    its circuit is open after repeated failures: not called (Retry-After)
 
-Domain code raises these and knows nothing of HTTP; `install()` turns them
-into responses, and `error_body()` into the `data: {"error": ...}` event that
-ends a stream which fails after its first byte. The message always names the
-backend when one is involved.
+Domain code raises these and knows nothing of HTTP: each carries the status and
+OpenAI error type it maps to as plain data, and gateway/routes/errors.py, the one
+mapping, turns them into responses and stream error events. The message always
+names the backend when one is involved.
 """
 
 from __future__ import annotations
-
-import logging
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-
-from gateway.protocol import ErrorDetail, ErrorResponse
-from services.contract.asgi import BodyTooLarge
-
-log = logging.getLogger("gateway")
 
 
 class GatewayError(Exception):
@@ -206,63 +193,3 @@ class BackendUnavailable(BackendFailed):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
-
-
-def error_body(error: GatewayError) -> dict[str, Any]:
-    detail = ErrorDetail(message=error.message, type=error.type, param=error.param, code=error.code)
-    return ErrorResponse(error=detail).model_dump()
-
-
-def error_response(error: GatewayError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status, headers=error.headers())
-
-
-async def _gateway_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, GatewayError)
-    if error.status >= 500:  # the backend and how it failed; never the message, which may quote a backend
-        fields = {
-            "request_id": getattr(request.state, "request_id", None),
-            "error": type(error).__name__,
-            "status": error.status,
-            "backend": getattr(error, "backend", None),
-            "kind": error.kind,
-        }
-        log.warning("request failed", extra={"fields": fields})
-    return error_response(error)
-
-
-async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    first = error.errors()[0]
-    param = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or None
-    return error_response(InvalidRequest(f"invalid request: {param or 'body'}: {first.get('msg', 'invalid')}", param=param))
-
-
-async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    """Starlette's own 404/405 (no route, wrong method), in OpenAI's shape like every other error."""
-    assert isinstance(error, HTTPException)
-    where = f"{request.method} {request.url.path}"
-    if error.status_code == 405:
-        return error_response(MethodNotAllowed(f"method not allowed: {where}", (error.headers or {}).get("Allow")))
-    if error.status_code == 404:
-        return error_response(RouteNotFound(f"no such endpoint: {where}"))
-    generic = GatewayError(str(error.detail))
-    generic.status = error.status_code
-    return error_response(generic)
-
-
-async def _too_large(_request: Request, error: Exception) -> JSONResponse:
-    return error_response(PayloadTooLarge(str(error)))
-
-
-async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected error", exc_info=error)
-    return error_response(GatewayError("internal error in the gateway; see its log"))
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(GatewayError, _gateway_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(BodyTooLarge, _too_large)
-    app.add_exception_handler(Exception, _unexpected)

@@ -32,8 +32,9 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.provenance import Provenance
 
+from gateway.clinical.abstention import FindingAssessment
 from gateway.errors import InvalidRequest
-from gateway.protocol import CxrResult, FindingAssessment, ModelInfo
+from gateway.protocol import CxrResult, ModelInfo
 from services.contract.roles import Role
 
 LOINC = "http://loinc.org"

@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.clinical import Language
-from gateway.clinical.abstention import FindingName, FindingState
+from gateway.clinical.abstention import FindingAssessment
+from gateway.clinical.content import Language
+from gateway.clinical.rules import CodedText
 from gateway.clinical.structured import StructuredReport
+from services.contract.classification import Classification
+from services.contract.dicom import DicomReferences
 from services.contract.roles import Role
 
 # "error": the report stage failed (backend down or broke off, or output that failed validation); the
@@ -116,21 +119,10 @@ class ChatRequest(GatewayModel):
 # --- the merged pipeline result -----------------------------------------------------------
 
 
-class ClassificationResult(GatewayModel):
-    predicted_class: str
-    confidence: float
-    probabilities: dict[str, float]
-
-
 class FractureResult(GatewayModel):
     text: str = Field(description="ChexFract's answer, verbatim")
     suspected: bool
     evidence: list[str]
-
-
-class CodedText(GatewayModel):
-    code: str
-    text: str
 
 
 class ModelInfo(GatewayModel):
@@ -141,19 +133,6 @@ class ModelInfo(GatewayModel):
     description: str
     licence: str | None = Field(description="from the model card; None without a card")
     commercial_use: bool = Field(description="whether the licence allows commercial use; False when unknown")
-
-
-class FindingAssessment(GatewayModel):
-    """What a finding may honestly claim (rules.yaml `abstention:`), and why."""
-
-    finding: FindingName
-    state: FindingState = Field(
-        description="present | absent | uncertain; for the fracture model also not_detected (limited sensitivity: "
-        "not evidence of no fracture) and unavailable (the stage failed)"
-    )
-    statement: str
-    reason: str
-    probability: float | None = Field(description="the classifier's probability of pneumonia; None for fractures")
 
 
 class Provenance(GatewayModel):
@@ -180,16 +159,6 @@ class StageTiming(GatewayModel):
     ok: bool
 
 
-class DicomSource(GatewayModel):
-    """The DICOM instance analysed, by UID: never the patient's name, ID or birth date."""
-
-    study_instance_uid: str
-    series_instance_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str
-    modality: str
-
-
 class CxrFindings(GatewayModel):
     """Stage one (classifier ∥ ChexFract, rules applied), known before the report is written.
 
@@ -199,8 +168,8 @@ class CxrFindings(GatewayModel):
     """
 
     language: Language
-    source: DicomSource | None = Field(default=None, description="set when the X-ray was a DICOM file")
-    classification: ClassificationResult
+    source: DicomReferences | None = Field(default=None, description="set when the X-ray was a DICOM file")
+    classification: Classification
     fracture: FractureResult | None
     risk_level: CodedText
     confidence_interpretation: CodedText

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from gateway.clinical import ClinicalContent, Language
+from gateway.clinical.content import ClinicalContent, Language
 from gateway.clinical.structured import SCHEMA_SHA256
 from gateway.protocol import ModelInfo, Provenance
 

@@ -13,14 +13,15 @@ never logged).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.clinical import Language
+from gateway.backends.calls import Sampling
+from gateway.clinical.content import Language
 from services.contract.limits import InputLimits
 from services.contract.modelcard import CARD_FILE
 from services.contract.roles import Role
@@ -33,29 +34,96 @@ def server_root(url: str) -> str:
 
 
 @dataclass(frozen=True)
-class BackendSettings:
-    role: Role
-    root_url: str  # the server root: /health, /v2/..., and /v1/... below it
-    model: str
-    card_file: Path  # the model card: GATEWAY_<ROLE>_MODEL_CARD, else model_card.json in the model folder
-    timeout_s: float
-    max_concurrency: int
-    api_key: str | None = field(default=None, repr=False)  # never in a repr, a log line or an error
-
-
-@dataclass(frozen=True)
 class ProbePolicy:
     fresh_s: float  # a readiness verdict (or a real call's success) is reused this long
     timeout_s: float  # a probe's inference must answer within this
 
 
-@dataclass(frozen=True)
-class SamplingDefaults:
-    """A chat role's generation settings when the client gives none (models.yaml: roles.<role>.sampling)."""
+class BackendRole(BaseModel):
+    """One backend's settings: GATEWAY_<ROLE>_URL, _MODEL, _MODEL_DIR, _MODEL_CARD, _TIMEOUT_S, _MAX_CONCURRENCY,
+    _API_KEY or _API_KEY_FILE. Each role below gives its own defaults."""
 
-    temperature: float
-    top_p: float
-    max_tokens: int
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+
+    url: str  # the server root or its OpenAI base (`http://host:11434/v1`)
+    model: str  # the served model name
+    model_dir: Path
+    # A model card file for a role whose model folder has none (hub weights: deploy/model-cards/).
+    model_card: Path | None = None
+    timeout_s: float = Field(gt=0)  # bounds each read: a backend's silence
+    # In-flight requests to this backend; beyond it the gateway answers 429 + Retry-After (gateway/admission.py).
+    max_concurrency: int = Field(ge=1)
+    # The API key the gateway sends to this backend (a key, or a file holding one, e.g. a mounted secret).
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key_and_an_http_url(self) -> BackendRole:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set _API_KEY or _API_KEY_FILE, not both")
+        if not self.root_url.startswith(("http://", "https://")):
+            raise ValueError("_URL must be an http(s) URL")
+        return self
+
+    @property
+    def root_url(self) -> str:
+        """The server root: /health, /v2/..., and /v1/... below it."""
+        return server_root(self.url)
+
+    @property
+    def card_file(self) -> Path:
+        """The model card: _MODEL_CARD, else model_card.json in the model folder."""
+        return self.model_card or self.model_dir / CARD_FILE
+
+    def key(self) -> str | None:
+        """The key for this backend, read when the gateway starts; never in a repr, a log line or an error."""
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text().strip() or None
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
+
+class ChatRole(BackendRole):
+    """A chat role's generation settings when the client gives none: deploy/models.yaml (`sampling:`) is their
+    one source, and `make run`, compose and Kubernetes set them; a gateway started without them stops, naming them."""
+
+    temperature: float = Field(ge=0, le=2)
+    top_p: float = Field(gt=0, le=1)
+    max_tokens: int = Field(ge=1, le=32768)
+
+    def sampling(self) -> Sampling:
+        return Sampling(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)
+
+
+class ClassifierRole(BackendRole):
+    url: str = "http://127.0.0.1:8001"
+    model: str = "pneumonia-classifier"
+    model_dir: Path = Path("models/pneumonia-classifier")
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=128, ge=1)
+
+
+class FractureRole(ChatRole):
+    url: str = "http://127.0.0.1:8102"
+    model: str = "chexfract"
+    model_dir: Path = Path("models/fracture-vlm")
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_concurrency: int = Field(default=64, ge=1)
+
+
+class ReportRole(ChatRole):
+    url: str = "http://127.0.0.1:8101"
+    model: str = "report-llm"
+    model_dir: Path = Path("models/report-llm")
+    timeout_s: float = Field(default=300.0, gt=0)
+    max_concurrency: int = Field(default=64, ge=1)
+    # The most a client's max_(completion_)tokens may ask (max_tokens is the budget when it sets none).
+    max_tokens_limit: int = Field(ge=1, le=32768)
+
+    @model_validator(mode="after")
+    def _budget_within_limit(self) -> ReportRole:
+        if self.max_tokens > self.max_tokens_limit:
+            raise ValueError("GATEWAY_REPORT_MAX_TOKENS must not exceed GATEWAY_REPORT_MAX_TOKENS_LIMIT")
+        return self
 
 
 class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers, pixels, DICOM policy
@@ -65,25 +133,20 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # GATEWAY_REPORT_MAX_CONCURRENCY is report.max_concurrency: the first word after the prefix names the role.
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        hide_input_in_errors=True,  # a refused value is never echoed (it may be a key)
     )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
-    report_url: str = "http://127.0.0.1:8101"
-    report_model: str = "report-llm"
-    report_model_dir: str = "models/report-llm"
-    fracture_url: str = "http://127.0.0.1:8102"
-    fracture_model: str = "chexfract"
-    fracture_model_dir: str = "models/fracture-vlm"
-    classifier_url: str = "http://127.0.0.1:8001"
-    classifier_model: str = "pneumonia-classifier"
-    classifier_model_dir: str = "models/pneumonia-classifier"
+    # The three backends, each by role (GATEWAY_CLASSIFIER_*, GATEWAY_FRACTURE_*, GATEWAY_REPORT_*).
+    classifier: ClassifierRole = ClassifierRole()
+    fracture: FractureRole
+    report: ReportRole
     pipeline_model: str = "cxr-report"
-    # A model card file for a role whose model folder has none (hub weights: deploy/model-cards/).
-    report_model_card: Path | None = None
-    fracture_model_card: Path | None = None
-    classifier_model_card: Path | None = None
     # A deployment for commercial use: the gateway refuses to start while any configured model's card
     # does not allow commercial use (e.g. ChexFract, CC BY-NC 4.0), naming each.
     commercial_use: bool = False
@@ -102,9 +165,6 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
 
     default_language: Language = "en"
     connect_timeout_s: float = Field(default=5.0, gt=0)
-    classifier_timeout_s: float = Field(default=30.0, gt=0)
-    fracture_timeout_s: float = Field(default=120.0, gt=0)
-    report_timeout_s: float = Field(default=300.0, gt=0)
     # Circuit breaker per backend (gateway/backends/health.py): open after this many backend faults in a
     # row, then calls fail at once for the cooldown, then one trial call.
     breaker_failures: int = Field(default=5, ge=1)
@@ -117,29 +177,6 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
     # timeouts above bound each read (a backend's silence); this bounds the request, however steadily a
     # backend writes. A stage still running at the deadline fails (partial, or 503 for the classifier).
     request_deadline_s: float = Field(default=360.0, gt=0)
-    # In-flight requests per backend; beyond it the gateway answers 429 + Retry-After.
-    classifier_max_concurrency: int = Field(default=128, ge=1)
-    fracture_max_concurrency: int = Field(default=64, ge=1)
-    report_max_concurrency: int = Field(default=64, ge=1)
-    # API keys the gateway sends to each backend (a key, or a file holding one, e.g. a mounted secret).
-    classifier_api_key: SecretStr | None = None
-    classifier_api_key_file: Path | None = None
-    fracture_api_key: SecretStr | None = None
-    fracture_api_key_file: Path | None = None
-    report_api_key: SecretStr | None = None
-    report_api_key_file: Path | None = None
-
-    # Sampling defaults per chat role: deploy/models.yaml (`sampling:`) is their one source, and
-    # `make run`, compose and Kubernetes set them; a gateway started without them stops, naming them.
-    fracture_temperature: float = Field(ge=0, le=2)
-    fracture_top_p: float = Field(gt=0, le=1)
-    fracture_max_tokens: int = Field(ge=1, le=32768)
-    report_temperature: float = Field(ge=0, le=2)
-    report_top_p: float = Field(gt=0, le=1)
-    # The report budget when the client sets none, and the most a client's max_(completion_)tokens may ask.
-    report_max_tokens: int = Field(ge=1, le=32768)
-    report_max_tokens_limit: int = Field(ge=1, le=32768)
-
     # The clinical indication's share of the report model's context, in its tokens; longer is a 400. The cpu
     # profile's 2048 tokens hold the report budget (1024), the longest prompt (~700, Chinese) and this.
     max_indication_tokens: int = Field(default=256, ge=1)
@@ -175,43 +212,13 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
             raise ValueError(f"GATEWAY_IMAGE_FOLDER {self.image_folder} is not a folder")
         if self.audit_key is not None and self.audit_key_file is not None:
             raise ValueError("set GATEWAY_AUDIT_KEY or GATEWAY_AUDIT_KEY_FILE, not both")
-        if self.report_max_tokens > self.report_max_tokens_limit:
-            raise ValueError("GATEWAY_REPORT_MAX_TOKENS must not exceed GATEWAY_REPORT_MAX_TOKENS_LIMIT")
-        for role in Role:
-            if getattr(self, f"{role}_api_key") is not None and getattr(self, f"{role}_api_key_file") is not None:
-                raise ValueError(f"set GATEWAY_{role.upper()}_API_KEY or GATEWAY_{role.upper()}_API_KEY_FILE, not both")
-            if not server_root(getattr(self, f"{role}_url")).startswith(("http://", "https://")):
-                raise ValueError(f"GATEWAY_{role.upper()}_URL must be an http(s) URL")
         return self
 
-    def backend(self, role: Role) -> BackendSettings:
-        """One backend's settings, gathered from the flat GATEWAY_<ROLE>_* fields."""
-        return BackendSettings(
-            role=role,
-            root_url=server_root(getattr(self, f"{role}_url")),
-            model=getattr(self, f"{role}_model"),
-            card_file=getattr(self, f"{role}_model_card") or Path(getattr(self, f"{role}_model_dir")) / CARD_FILE,
-            timeout_s=getattr(self, f"{role}_timeout_s"),
-            max_concurrency=getattr(self, f"{role}_max_concurrency"),
-            api_key=self._backend_key(role),
-        )
-
-    def _backend_key(self, role: Role) -> str | None:
-        key: SecretStr | None = getattr(self, f"{role}_api_key")
-        key_file: Path | None = getattr(self, f"{role}_api_key_file")
-        if key_file is not None:
-            return key_file.read_text().strip() or None
-        return key.get_secret_value() if key is not None else None
+    def backends(self) -> dict[Role, BackendRole]:
+        return {Role.CLASSIFIER: self.classifier, Role.FRACTURE: self.fracture, Role.REPORT: self.report}
 
     def probe_policy(self) -> ProbePolicy:
         return ProbePolicy(fresh_s=self.ready_fresh_s, timeout_s=self.probe_timeout_s)
-
-    def sampling(self, role: Role) -> SamplingDefaults:
-        return SamplingDefaults(
-            temperature=getattr(self, f"{role}_temperature"),
-            top_p=getattr(self, f"{role}_top_p"),
-            max_tokens=getattr(self, f"{role}_max_tokens"),
-        )
 
     def audit_secret(self) -> str | None:
         if self.audit_key_file is not None:

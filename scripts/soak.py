@@ -27,19 +27,18 @@ from pathlib import Path
 
 import httpx
 
-from gateway.settings import GatewaySettings
+from gateway.settings import ClassifierRole, FractureRole, ReportRole
 from scripts import loadtest
 from scripts.benchlib import listening_process, machine, markdown_table, resident_mb, target
 from scripts.launcher import config
 from scripts.launcher.process import LauncherProcess, port_overrides
 from services.contract.paths import REPO_ROOT
-from services.contract.roles import Role
 
 RESULTS = REPO_ROOT / "bench" / "results"
 CHAT_TOKENS = 32
 # cxr-report requests the gateway admits at once: the least of GATEWAY_<ROLE>_MAX_CONCURRENCY's defaults
 # (a request holds a slot on every backend).
-PIPELINE_CAPACITY = min(GatewaySettings.model_fields[f"{role}_max_concurrency"].default for role in Role)
+PIPELINE_CAPACITY = min(role.model_fields["max_concurrency"].default for role in (ClassifierRole, FractureRole, ReportRole))
 BURST_FACTOR = 10
 WARM_UP_S = 60.0
 

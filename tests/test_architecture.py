@@ -10,11 +10,14 @@ gateway never loads an ML runtime (checked in a fresh interpreter).
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from services.contract.paths import REPO_ROOT
 
@@ -23,6 +26,7 @@ ALLOWED = {
     "services": (),  # the namespace package itself
     "services.contract": ("services.contract",),
     "services.classifier": ("services.contract", "services.classifier"),
+    "services.bridge": ("services.contract", "services.bridge"),
     "gateway": ("services.contract", "gateway"),
     "scripts": ("services", "gateway", "scripts"),
 }
@@ -95,3 +99,96 @@ def test_no_two_tools_import_each_other() -> None:
         )
     mutual = sorted((a, b) for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, set()))
     assert mutual == []
+
+
+# The gateway's HTTP layer: the only modules that may know FastAPI or Starlette. The domain (pipeline,
+# backends, clinical content, errors, admission) is free of HTTP, so it can be driven and tested without it.
+HTTP_LAYER = ("gateway.app", "gateway.dependencies", "gateway.marking", "gateway.openapi", "gateway.routes")
+
+
+def _web_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    names += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+    return [name for name in names if name.split(".")[0] in ("fastapi", "starlette")]
+
+
+def _in_http_layer(module: str) -> bool:
+    return any(module == layer or module.startswith(layer + ".") for layer in HTTP_LAYER)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted((REPO_ROOT / "gateway").rglob("*.py")) if not _in_http_layer(_module_name(p))],
+    ids=lambda p: str(p.relative_to(REPO_ROOT)),
+)
+def test_the_gateways_domain_knows_nothing_of_http(path: Path) -> None:
+    assert _web_imports(path) == [], f"{_module_name(path)} imports the web framework: map to HTTP in gateway/routes"
+
+
+# --- each deployable's own dependencies -------------------------------------------------------------------
+# What a service's image installs is the project's base dependencies and that service's extra (its
+# Dockerfile: `pip install ".[<extra>]"`). Every third-party module a service imports must come from
+# those (or what they depend on), and the worker's must not reach the gateway's clients.
+SERVICE_EXTRAS = {"services.classifier": "classifier", "gateway": "gateway", "services.bridge": "bridge"}
+GATEWAY_ONLY = {"openai", "httpx2", "highdicom", "dicomweb-client", "fhir-resources", "pyyaml"}
+# What a module needs without importing it: Starlette's MultiPartParser works only with python-multipart installed.
+IMPLIED = {"MultiPartParser": "python-multipart"}
+
+
+def _closure(wanted: list[tuple[str, frozenset[str]]]) -> set[str]:
+    """The distributions `wanted` (name, extras) installs, with everything they depend on (as installed here)."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(canonicalize_name(name), extras) for name, extras in wanted]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for line in importlib.metadata.requires(name) or []:
+            requirement = Requirement(line)
+            markers = [{"extra": extra} for extra in ("", *extras)]
+            if requirement.marker is None or any(requirement.marker.evaluate(m) for m in markers):
+                todo.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
+    return {name for name, _ in seen} - {"cxr-serve"}
+
+
+def _image_distributions(extra: str) -> set[str]:
+    """What `pip install ".[extra]"` installs: the project's base dependencies and the extra's."""
+    return _closure([("cxr-serve", frozenset({extra}))])
+
+
+def _third_party_imports(package: str) -> set[str]:
+    root = REPO_ROOT.joinpath(*package.split("."))
+    found: set[str] = set()
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        found |= {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        found |= {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+    return {name for name in found if name not in sys.stdlib_module_names and name not in PROJECT_ROOTS}
+
+
+def _distributions_of(modules: set[str]) -> dict[str, set[str]]:
+    providers = importlib.metadata.packages_distributions()
+    return {module: {canonicalize_name(d) for d in providers.get(module, [])} for module in modules}
+
+
+@pytest.mark.parametrize(("package", "extra"), [*SERVICE_EXTRAS.items(), ("services.contract", "classifier")])
+def test_every_module_a_service_imports_is_installed_by_its_own_image(package: str, extra: str) -> None:
+    installed = _image_distributions(extra)
+    missing = {m: d for m, d in _distributions_of(_third_party_imports(package)).items() if not d & installed}
+    assert missing == {}, f"{package} imports modules its image (base + [{extra}]) does not install"
+    sources = "".join(path.read_text() for path in REPO_ROOT.joinpath(*package.split(".")).rglob("*.py"))
+    implied = {call: dist for call, dist in IMPLIED.items() if call in sources and dist not in installed}
+    assert implied == {}, f"{package} needs these at run time, and its image does not install them"
+
+
+def test_the_worker_image_installs_none_of_the_gateways_dependencies() -> None:
+    worker = _image_distributions("classifier")
+    assert _image_distributions("gateway") >= GATEWAY_ONLY
+    assert worker & GATEWAY_ONLY == set()
+    assert "onnxruntime" not in _image_distributions("gateway")  # nor the gateway an ML runtime

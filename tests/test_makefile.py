@@ -36,6 +36,6 @@ def test_the_gpu_environment_resolves_with_vllms_cuda_build(tmp_path):
 
 def test_the_cpu_profile_finds_the_cpu_torch_locally_or_on_pytorchs_index():
     recipe = _dry_run("setup")
-    assert "'.[cpu,classifier,build,dev]'" in recipe
+    assert "'.[cpu,classifier,gateway,bridge,build,dev]'" in recipe
     assert "--dry-run --no-deps 'torch==" in recipe
     assert f"--extra-index-url {manifests.TORCH_CPU_INDEX}" in recipe  # the same index the vllm-cpu image uses

@@ -1,5 +1,6 @@
-"""Backend clients. Each has `ready()` and its call; the pipeline sees only these.
+"""Backend clients, behind the seams of protocols.py (`ChatModel`, `Classifier`): the pipeline sees only those.
 
-- openai_compatible.ChatBackend: a vLLM server (ChexFract, the report LLM), OpenAI API
+- openai_compatible.ChatBackend: an OpenAI-compatible chat server (vLLM: ChexFract, the report model)
 - open_inference.ClassifierBackend: the classifier worker or Triton, Open Inference Protocol v2
+- base: the one translation of transport and HTTP failures into the gateway's errors
 """

@@ -1,4 +1,4 @@
-"""What every backend client shares: an admission limit, and one translation of transport and HTTP failures.
+"""What every backend client shares: one translation of transport and HTTP failures, and the readiness probes.
 
 Backend clients raise only the gateway's own errors (gateway/errors.py): httpx's
 and the openai SDK's exceptions are turned into them here, once, and counted
@@ -8,75 +8,15 @@ in `gateway_upstream_errors` by backend and kind.
 from __future__ import annotations
 
 import contextlib
-import math
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import httpx2
 import openai
 from prometheus_client import Counter
 
 from gateway.backends.health import CircuitBreaker
-from gateway.errors import BackendAuthFailed, BackendFailed, BackendSaturated, GatewayError, UpstreamRejected
-
-
-class Backend(Protocol):
-    """What readiness needs of any backend client."""
-
-    url: str
-
-    async def ready(self) -> tuple[bool, str]: ...
-
-
-MAX_RETRY_AFTER_S = 60
-
-
-class ConcurrencyLimit:
-    """In-flight requests to one backend; over the limit the caller gets 429, never an unbounded queue.
-
-    The 429's Retry-After is the wait this backend's own history suggests: how long a slot is
-    typically held (a moving average), less how long the oldest holder has held one already.
-    """
-
-    def __init__(self, backend: str, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.backend = backend
-        self.limit = limit
-        self._clock = clock
-        self._held_since: list[float] = []  # one entry per slot held
-        self.typical_hold_s: float | None = None
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._held_since)
-
-    def acquire(self) -> float:
-        """A slot, or BackendSaturated; returns the ticket that `release` takes."""
-        now = self._clock()
-        if self.in_flight >= self.limit:
-            raise BackendSaturated(self.backend, self.limit, self._expected_wait_s(now))
-        self._held_since.append(now)
-        return now
-
-    def release(self, ticket: float) -> None:
-        self._held_since.remove(ticket)
-        held = self._clock() - ticket
-        self.typical_hold_s = held if self.typical_hold_s is None else 0.8 * self.typical_hold_s + 0.2 * held
-
-    def _expected_wait_s(self, now: float) -> int:
-        if self.typical_hold_s is None:
-            return 1
-        oldest = min(self._held_since)
-        return max(1, min(MAX_RETRY_AFTER_S, math.ceil(self.typical_hold_s - (now - oldest))))
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        ticket = self.acquire()
-        try:
-            yield
-        finally:
-            self.release(ticket)
+from gateway.errors import BackendAuthFailed, BackendFailed, GatewayError, UpstreamRejected
 
 
 def upstream_reason(response: httpx2.Response) -> str:

@@ -19,13 +19,12 @@ import httpx2
 import numpy as np
 from PIL import Image
 
-from gateway.backends.base import ConcurrencyLimit, FailureTranslator, inference_probe, probe, raise_for_upstream
+from gateway.backends.base import FailureTranslator, inference_probe, probe, raise_for_upstream
 from gateway.backends.health import Readiness
 from gateway.errors import BackendFailed, ImageRejected
-from gateway.protocol import ClassificationResult
 from gateway.settings import ProbePolicy
 from services.contract import images, tensors
-from services.contract.classification import classify_outputs
+from services.contract.classification import Classification, classify_outputs
 from services.contract.classifier_model import ModelMetadata
 from services.contract.roles import Role
 
@@ -38,7 +37,6 @@ class ClassifierBackend:
         model: str,
         metadata: ModelMetadata,
         http: httpx2.AsyncClient,
-        limit: ConcurrencyLimit,
         failures: FailureTranslator,
         pool: Executor,
         max_image_pixels: int,
@@ -47,7 +45,6 @@ class ClassifierBackend:
         self.model = model  # the served name (GATEWAY_CLASSIFIER_MODEL)
         self.metadata = metadata
         self.url = str(http.base_url)
-        self.limit = limit
         self._http = http
         self._failures = failures
         self._pool = pool
@@ -98,9 +95,9 @@ class ClassifierBackend:
         }
         return tensors.message(header, [tensor])
 
-    async def classify(self, image: bytes, decoded: Image.Image | None = None) -> ClassificationResult:
+    async def classify(self, image: bytes, decoded: Image.Image | None = None) -> Classification:
         """`decoded`: the picture `image` encodes, where the caller has it already (a DICOM's). Admission is
-        the caller's (ConcurrencyLimit.slot); this is the call itself."""
+        the caller's (gateway/admission.py); this is the call itself."""
         loop = asyncio.get_running_loop()
         try:
             body, headers = await loop.run_in_executor(self._pool, self._infer_request, image, decoded)
@@ -111,7 +108,7 @@ class ClassifierBackend:
             raise_for_upstream(self.name, response)
             return self._result(response.content, response.headers.get(tensors.HEADER_LENGTH))
 
-    def _result(self, body: bytes, header_length: str | None) -> ClassificationResult:
+    def _result(self, body: bytes, header_length: str | None) -> Classification:
         """The classification from an answer in either form (binary asked for; JSON `data` accepted)."""
         try:
             head, binary = tensors.split(body, header_length)
@@ -120,6 +117,4 @@ class ClassifierBackend:
         except (KeyError, ValueError, TypeError, AttributeError):  # TensorFormatError, JSONDecodeError: ValueErrors
             raise BackendFailed(self.name, "answer has no usable output tensor") from None
         (result,) = classify_outputs(raw, self.metadata)
-        return ClassificationResult(
-            predicted_class=result.predicted_class, confidence=result.confidence, probabilities=result.probabilities
-        )
+        return result

@@ -3,8 +3,7 @@
 The pipeline's calls go through the official `openai` SDK (`AsyncOpenAI`) with
 the backend's base URL and API key; the pass-through relay stays on plain
 httpx so that a client gets the backend's bytes unchanged. Admission (the
-concurrency limit) is the caller's: the pipeline admits a request on all its
-backends at once, before any work.
+concurrency limit) is the caller's: gateway/admission.py, before any call.
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
-from gateway.backends.base import ConcurrencyLimit, FailureTranslator, inference_probe, probe, upstream_reason
-from gateway.backends.calls import ChatCall
+from gateway.backends.base import FailureTranslator, inference_probe, probe, upstream_reason
+from gateway.backends.calls import ChatAnswer, ChatCall, StreamPiece
 from gateway.backends.health import Readiness
 from gateway.errors import BackendAuthFailed, BackendFailed
 from gateway.protocol import FinishReason, Usage
 from gateway.settings import ProbePolicy
+from services.contract.roles import Role
 
 
 @dataclass(frozen=True)
@@ -33,22 +33,6 @@ class Relayed:
     status: int
     content_type: str
     body: AsyncIterator[bytes]
-
-
-@dataclass(frozen=True)
-class ChatAnswer:
-    text: str
-    usage: Usage
-    finish_reason: FinishReason
-
-
-@dataclass(frozen=True)
-class StreamPiece:
-    """One step of a streamed answer: a text delta, and on the last steps the finish reason and usage."""
-
-    text: str = ""
-    finish_reason: FinishReason | None = None
-    usage: Usage | None = None
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:
@@ -73,11 +57,10 @@ def _piece(chunk: ChatCompletionChunk) -> StreamPiece:
 class ChatBackend:
     def __init__(
         self,
-        name: str,
+        name: Role,
         model: str,
         http: httpx2.AsyncClient,
         sdk: openai.AsyncOpenAI,
-        limit: ConcurrencyLimit,
         failures: FailureTranslator,
         api_key: str | None,
         probes: ProbePolicy,
@@ -85,7 +68,6 @@ class ChatBackend:
         self.name = name
         self.model = model
         self.url = str(http.base_url)
-        self.limit = limit
         self._http = http
         self._sdk = sdk
         self._failures = failures
@@ -176,31 +158,24 @@ class ChatBackend:
 
     async def relay(self, body: bytes, content_type: str) -> Relayed:
         """Pass a client's request through; streamed answers are relayed chunk by chunk, never buffered."""
-        ticket = self.limit.acquire()  # held until the relayed body is finished: the stream occupies the backend
-        try:
-            with self._failures.translate():
-                headers = {"content-type": content_type, **self._auth}
-                request = self._http.build_request("POST", "/v1/chat/completions", content=body, headers=headers)
-                response = await self._http.send(request, stream=True)
-        except BaseException:
-            self.limit.release(ticket)
-            raise
+        with self._failures.translate():
+            headers = {"content-type": content_type, **self._auth}
+            request = self._http.build_request("POST", "/v1/chat/completions", content=body, headers=headers)
+            response = await self._http.send(request, stream=True)
         if response.status_code in (401, 403):  # the gateway's key for the backend, not the client's: never a 401 to it
             await response.aclose()
-            self.limit.release(ticket)
             with self._failures.translate(admit=False):
                 raise BackendAuthFailed(self.name, response.status_code)
         content_type = response.headers.get("content-type", "application/json")
-        return Relayed(response.status_code, content_type, self._relay_body(response, ticket))
+        return Relayed(response.status_code, content_type, self._relay_body(response))
 
-    async def _relay_body(self, response: httpx2.Response, ticket: float) -> AsyncIterator[bytes]:
+    async def _relay_body(self, response: httpx2.Response) -> AsyncIterator[bytes]:
         try:
             with self._failures.translate(admit=False):
                 async for chunk in response.aiter_raw():
                     yield chunk
         finally:
             await response.aclose()
-            self.limit.release(ticket)
 
 
 def _model_ids(response: httpx2.Response) -> list[str]:

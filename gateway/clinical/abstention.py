@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.clinical import ClinicalContent, Language, Wording
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.clinical.content import ClinicalContent, Language, Wording
 
 FindingName = Literal["pneumonia", "fracture"]
 FindingState = Literal["present", "absent", "uncertain", "not_detected", "unavailable"]
@@ -28,13 +30,20 @@ class PublishedFigures:
     fracture_precision: float | None
 
 
-@dataclass(frozen=True)
-class Assessed:
+class FindingAssessment(BaseModel):
+    """What a finding may honestly claim (rules.yaml `abstention:`), and why: built here, and the answer's
+    `cxr.assessments` as it is (gateway/protocol.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
     finding: FindingName
-    state: FindingState
+    state: FindingState = Field(
+        description="present | absent | uncertain; for the fracture model also not_detected (limited sensitivity: "
+        "not evidence of no fracture) and unavailable (the stage failed)"
+    )
     statement: str
     reason: str
-    probability: float | None  # the classifier's probability for pneumonia; None for the fracture model's text
+    probability: float | None = Field(description="the classifier's probability of pneumonia; None for fractures")
 
 
 def _figure(value: float | None, language: Language) -> str:
@@ -62,7 +71,7 @@ def pneumonia(
     confidence: float,
     probabilities: dict[str, float],
     language: Language,
-) -> Assessed:
+) -> FindingAssessment:
     rules = content.rules.abstention
     state: FindingState
     if confidence < rules.min_confidence:
@@ -70,14 +79,15 @@ def pneumonia(
     else:
         state = "present" if predicted_class == rules.pneumonia_class else "absent"
     statement, reason = _words(getattr(rules.pneumonia, state), language, _values(content, figures, confidence, language))
-    return Assessed("pneumonia", state, statement, reason, probabilities.get(rules.pneumonia_class))
+    probability = probabilities.get(rules.pneumonia_class)
+    return FindingAssessment(finding="pneumonia", state=state, statement=statement, reason=reason, probability=probability)
 
 
 def fracture(
     content: ClinicalContent, figures: PublishedFigures, suspected: bool | None, confidence: float, language: Language
-) -> Assessed:
+) -> FindingAssessment:
     """`suspected` is None when the fracture model did not answer."""
     state: FindingState = "unavailable" if suspected is None else "present" if suspected else "not_detected"
     wording = getattr(content.rules.abstention.fracture, state)
     statement, reason = _words(wording, language, _values(content, figures, confidence, language))
-    return Assessed("fracture", state, statement, reason, None)
+    return FindingAssessment(finding="fracture", state=state, statement=statement, reason=reason, probability=None)

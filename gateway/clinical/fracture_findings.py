@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.clinical import FractureTerms
+from gateway.clinical.content import FractureTerms
 
 _CLAUSES = re.compile(r"[.;:!?\n。；！？]|,\s*(?:but|however)\b|，")
 

@@ -7,13 +7,13 @@ the report model's evidence sentence follows it.
 
 from __future__ import annotations
 
-from gateway.clinical import ClinicalContent, Language
-from gateway.clinical.abstention import Assessed
+from gateway.clinical.abstention import FindingAssessment
+from gateway.clinical.content import ClinicalContent, Language
 from gateway.clinical.structured import StructuredReport
 
 
 def render(
-    content: ClinicalContent, report: StructuredReport, assessed: list[Assessed], language: Language, disclaimer: str
+    content: ClinicalContent, report: StructuredReport, assessed: list[FindingAssessment], language: Language, disclaimer: str
 ) -> str:
     headings = content.rules.narrative
     statements = {a.finding: a.statement for a in assessed}

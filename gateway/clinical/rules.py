@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.clinical import ClinicalContent, CodedRule, Language, When
+from pydantic import BaseModel, ConfigDict
+
+from gateway.clinical.content import ClinicalContent, CodedRule, Language, When
 
 
 @dataclass(frozen=True)
@@ -14,16 +16,20 @@ class Facts:
     fracture_suspected: bool | None  # None: the fracture model did not answer
 
 
-@dataclass(frozen=True)
-class Coded:
+class CodedText(BaseModel):
+    """A rule's verdict: its code (stable, for machines) and its wording in the answer's language.
+    The same type is the answer's `cxr.risk_level` and `cxr.confidence_interpretation` (gateway/protocol.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
     code: str
     text: str
 
 
 @dataclass(frozen=True)
 class Assessment:
-    risk_level: Coded
-    confidence_interpretation: Coded
+    risk_level: CodedText
+    confidence_interpretation: CodedText
     recommendations: list[str]
 
 
@@ -48,7 +54,7 @@ def assess(content: ClinicalContent, facts: Facts, language: Language) -> Assess
     items += next((rule.items for rule in advice.by_classification if matches(rule.when, facts)), [])
     items += [item for rule in advice.by_fracture if matches(rule.when, facts) for item in rule.items]
     return Assessment(
-        risk_level=Coded(risk.code, risk.text.get(language)),
-        confidence_interpretation=Coded(confidence.code, confidence.text.get(language)),
+        risk_level=CodedText(code=risk.code, text=risk.text.get(language)),
+        confidence_interpretation=CodedText(code=confidence.code, text=confidence.text.get(language)),
         recommendations=[item.get(language) for item in items],
     )

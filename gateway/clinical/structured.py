@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.clinical.abstention import Assessed, FindingName, FindingState
+from gateway.clinical.abstention import FindingAssessment, FindingName, FindingState
+from services.contract.validation import describe
 
 ReportStatus = Literal["present", "absent", "uncertain"]  # narrowed per request to the one stage one allows
 
@@ -59,7 +60,7 @@ class ReportRejected(ValueError):
     """The report model's output is not a valid structured report for this request; the message says why."""
 
 
-def expected(assessed: list[Assessed]) -> list[tuple[FindingName, ReportStatus]]:
+def expected(assessed: list[FindingAssessment]) -> list[tuple[FindingName, ReportStatus]]:
     return [(a.finding, REPORT_STATUS[a.state]) for a in assessed if a.state in REPORT_STATUS]
 
 
@@ -92,9 +93,7 @@ def validate(text: str, findings: list[tuple[FindingName, ReportStatus]]) -> Str
     try:
         report = StructuredReport.model_validate_json(text)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the output"
-        raise ReportRejected(f"not a valid structured report: {where}: {first['msg']}") from None
+        raise ReportRejected(f"not a valid structured report: {describe(error, 'the output')}") from None
     written = [(f.finding, f.status) for f in report.findings]
     if written != findings:
         raise ReportRejected(f"the findings {written} differ from the findings given {findings}")

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.clinical import Language
+from gateway.clinical.content import Language
 from services.contract.dicom import DicomPolicy
 
 

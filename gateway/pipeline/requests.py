@@ -10,10 +10,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from gateway.backends.calls import ChatCall, Sampling
-from gateway.clinical import ClinicalContent, Language, structured
-from gateway.clinical.abstention import Assessed
+from gateway.clinical import structured
+from gateway.clinical.abstention import FindingAssessment
+from gateway.clinical.content import ClinicalContent, Language
 from gateway.clinical.structured import REPORT_STATUS
-from gateway.protocol import ClassificationResult
+from services.contract.classification import Classification
 
 
 def fracture_call(model: str, prompt: str, image_uri: str, sampling: Sampling) -> ChatCall:
@@ -27,11 +28,11 @@ class ReportFacts:
     """What the report prompt is built from: stage one's results, with the rules applied."""
 
     language: Language
-    classification: ClassificationResult
+    classification: Classification
     fracture_text: str | None
     risk_text: str
     indication: str
-    assessed: list[Assessed]
+    assessed: list[FindingAssessment]
 
 
 def report_call(model: str, clinical: ClinicalContent, facts: ReportFacts, sampling: Sampling) -> ChatCall:

@@ -16,7 +16,7 @@ from gateway.dependencies import GatewayDep
 from gateway.errors import ImageRejected, InvalidRequest
 from gateway.images import XrayInput, load_upload
 from gateway.openapi import ANALYZE_REQUEST_BODY, ERROR_RESPONSES
-from gateway.pipeline import PipelineRequest
+from gateway.pipeline.stages import PipelineRequest
 from gateway.protocol import AnalyzeResponse
 from gateway.routes.cancellation import unless_disconnected
 from gateway.routes.chat import check_language

@@ -12,21 +12,25 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from gateway import fhir
 from gateway.audit import AuditNote
+from gateway.backends.calls import Sampling
+from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Route, audited
-from gateway.clinical import LANGUAGES, Language
+from gateway.clinical.content import LANGUAGES, Language
 from gateway.dependencies import Gateway, GatewayDep
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UnsupportedParameter
 from gateway.images import load_xray
 from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
-from gateway.pipeline import PipelineRequest, ReportOptions
 from gateway.pipeline.events import Accepted, Completed
+from gateway.pipeline.stages import PipelineRequest
 from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
-from gateway.routes.streaming import completion, encode_stream, relayed_events
+from gateway.routes.streaming import completion, encode_stream, relayed_events, whole_answer_events
 from services.contract.roles import Role
+from services.contract.validation import describe, first_problem
 
 router = APIRouter()
 
@@ -39,9 +43,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     try:
         return ChatRequest.model_validate_json(body)
     except ValidationError as error:
-        first = error.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidRequest(f"invalid request: {param or 'body'}: {first['msg']}", param=param) from None
+        param, _ = first_problem(error)
+        raise InvalidRequest(f"invalid request: {describe(error, 'body')}", param=param) from None
 
 
 def check_language(requested: str | None, default: Language) -> Language:
@@ -51,18 +54,24 @@ def check_language(requested: str | None, default: Language) -> Language:
     return language
 
 
-def refuse_unsupported(chat: ChatRequest) -> None:
-    """OpenAI parameters the pipeline cannot honour: a 400 naming each, never a silent 200."""
+# Why a route answers with a fixed JSON shape rather than a client's schema.
+_FIXED_SHAPE = {
+    Route.PIPELINE: (
+        "the report is always schema-locked (cxr.structured_report); use json_object for the cxr object and report as JSON"
+    ),
+    Route.CLASSIFIER: "the answer is always the classification as a JSON object",
+}
+
+
+def refuse_unsupported(chat: ChatRequest, route: Route) -> None:
+    """OpenAI parameters the pipeline or the classifier cannot honour: a 400 naming each, never a silent 200."""
+    what = "the pipeline" if route is Route.PIPELINE else "the classifier"
     checks: list[tuple[str, bool, str]] = [
-        ("n", (chat.n or 1) > 1, "the pipeline writes one report per X-ray"),
-        ("tools", bool(chat.tools), "the pipeline calls no tools"),
-        ("tool_choice", chat.tool_choice not in (None, "none"), "the pipeline calls no tools"),
-        ("logprobs", bool(chat.logprobs) or chat.top_logprobs is not None, "the merged answer has no token log-probabilities"),
-        (
-            "response_format",
-            chat.response_format is not None and chat.response_format.type == "json_schema",
-            "the report is always schema-locked (cxr.structured_report); use json_object for the cxr object and report as JSON",
-        ),
+        ("n", (chat.n or 1) > 1, f"{what} gives one answer per X-ray"),
+        ("tools", bool(chat.tools), f"{what} calls no tools"),
+        ("tool_choice", chat.tool_choice not in (None, "none"), f"{what} calls no tools"),
+        ("logprobs", bool(chat.logprobs) or chat.top_logprobs is not None, f"{what}'s answer has no token log-probabilities"),
+        ("response_format", chat.response_format is not None and chat.response_format.type == "json_schema", _FIXED_SHAPE[route]),
     ]
     checks += [(name, True, "unknown parameter") for name in (chat.model_extra or {}) if name not in _ACCEPTED_EXTRA]
     for param, refused, why in checks:
@@ -70,13 +79,14 @@ def refuse_unsupported(chat: ChatRequest) -> None:
             raise UnsupportedParameter(param, chat.model, why)
 
 
-def report_options(chat: ChatRequest, limit: int) -> ReportOptions:
+def report_options(chat: ChatRequest, limit: int) -> Sampling:
+    """What the client set for the report model; what it left unset (None) takes the role's default."""
     budget_param = "max_completion_tokens" if chat.max_completion_tokens is not None else "max_tokens"
     budget = chat.max_completion_tokens or chat.max_tokens
     if budget is not None and budget > limit:
         raise InvalidRequest(f"{budget_param} is {budget}; the report budget is at most {limit}", param=budget_param)
     stop = [chat.stop] if isinstance(chat.stop, str) else list(chat.stop or [])
-    return ReportOptions(max_tokens=budget, temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed, stop=stop)
+    return Sampling(max_tokens=budget, temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed, stop=stop)
 
 
 @router.post("/v1/chat/completions", openapi_extra=CHAT_REQUEST_BODY, responses=ERROR_RESPONSES)
@@ -91,28 +101,51 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
         raise ModelNotFound(f"model {chat.model!r} does not exist; available: {known}", param="model")
     request.state.audit = AuditNote(models=audited(gateway.catalog.served(chat.model, route)))
     if route is Route.PASSTHROUGH:
-        relayed = await gateway.chat_backends[chat.model].relay(body, "application/json")
-        streamed = relayed.content_type.startswith("text/event-stream")
-        content = relayed_events(relayed.body) if streamed else relayed.body  # a dying stream still ends properly
-        return StreamingResponse(content, status_code=relayed.status, media_type=relayed.content_type)
+        return await _pass_through(gateway, gateway.chat_backends[chat.model], body)
+    refuse_unsupported(chat, route)
     if route is Route.CLASSIFIER:
-        return JSONResponse((await unless_disconnected(request, _classify(gateway, chat))).model_dump())
+        answer = await unless_disconnected(request, _classify(gateway, chat))
+        if chat.stream:  # the answer exists whole before the first byte: a failure keeps its status
+            return StreamingResponse(whole_answer_events(answer, _include_usage(chat)), media_type="text/event-stream")
+        return JSONResponse(answer.model_dump())
     return await _pipeline(request, gateway, chat)
+
+
+def _include_usage(chat: ChatRequest) -> bool:
+    return chat.stream_options is not None and chat.stream_options.include_usage
+
+
+async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes) -> Response:
+    """The client's request to its model, the answer's bytes back; the slot is held until the body is relayed."""
+    admitted = gateway.admission.admit(backend.name)
+    try:
+        relayed = await backend.relay(body, "application/json")
+    except BaseException:
+        admitted.release()
+        raise
+    streamed = relayed.content_type.startswith("text/event-stream")
+    content = relayed_events(relayed.body) if streamed else relayed.body  # a dying stream still ends properly
+    # The background release covers a body never iterated (the client left before the first byte).
+    return StreamingResponse(
+        admitted.holding(content),
+        status_code=relayed.status,
+        media_type=relayed.content_type,
+        background=BackgroundTask(admitted.release),
+    )
 
 
 async def _classify(gateway: Gateway, chat: ChatRequest) -> ChatCompletion:
     xray = await load_xray(chat, gateway.image_policy)
-    with gateway.classifier.limit.slot():
+    with gateway.admission.admit(Role.CLASSIFIER):
         result = await gateway.classifier.classify(xray.image, xray.pixels)
     content = json.dumps({**result.model_dump(), "model": gateway.catalog.models[Role.CLASSIFIER].model_dump()})
     return ChatCompletion(model=chat.model, choices=[Choice(message=AssistantMessage(content=content))])
 
 
 async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Response:
-    refuse_unsupported(chat)
     requested = chat.language or (chat.metadata or {}).get("language")
     language = check_language(requested, gateway.settings.default_language)
-    options = report_options(chat, gateway.settings.report_max_tokens_limit)
+    options = report_options(chat, gateway.settings.report.max_tokens_limit)
     subject = fhir.Subject.checked(**chat.fhir.model_dump()) if chat.fhir is not None else None
     # The image is decoded only once the request holds its backend slots (the pipeline calls the loader).
     run = PipelineRequest(image=functools.partial(load_xray, chat, gateway.image_policy), language=language, report=options)
@@ -132,8 +165,7 @@ async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Re
         events = gateway.pipeline.events(run)
         accepted = await unless_disconnected(request, anext(events))  # 429 and 400 keep their status
         assert isinstance(accepted, Accepted), "the pipeline's first event is always Accepted"
-        include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        stream = encode_stream(events, chat.model, include_usage, finished, failed, gateway.settings.stream_keepalive_s)
+        stream = encode_stream(events, chat.model, _include_usage(chat), finished, failed, gateway.settings.stream_keepalive_s)
         return StreamingResponse(stream, media_type="text/event-stream")
     done = await unless_disconnected(request, gateway.pipeline.collect(run))
     wants_json = chat.response_format is not None and chat.response_format.type == "json_object"

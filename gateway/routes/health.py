@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.backends.base import Backend
+from gateway.backends.protocols import Backend
 from gateway.dependencies import GatewayDep
 from gateway.protocol import BackendHealth, ReadyResponse
 from services.contract.roles import Role

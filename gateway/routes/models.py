@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.catalog import Route
+from gateway.catalog import Catalog, Route
 from gateway.dependencies import GatewayDep
-from gateway.protocol import ModelCardOut, ModelInfo, ModelList
+from gateway.protocol import ModelCardOut, ModelList
 
 router = APIRouter()
 
@@ -18,19 +18,20 @@ async def list_models(gateway: GatewayDep) -> ModelList:
     cards = []
     for name, route in gateway.catalog.routes.items():
         if route is Route.PIPELINE:
-            cards.append(_pipeline_card(name, list(infos.values())))
+            cards.append(_pipeline_card(name, gateway.catalog))
             continue
         label = by_name[name].model_dump(include={"clinical_use", "description", "licence", "commercial_use"})
         cards.append(ModelCardOut(id=name, route=route.value, **label))
     return ModelList(data=cards)
 
 
-def _pipeline_card(name: str, infos: list[ModelInfo]) -> ModelCardOut:
+def _pipeline_card(name: str, catalog: Catalog) -> ModelCardOut:
     """The pipeline is as cleared, and as licensed, as the least of its models."""
+    infos = list(catalog.models.values())
     return ModelCardOut(
         id=name,
         route=Route.PIPELINE.value,
-        clinical_use=all(i.clinical_use for i in infos),
+        clinical_use=catalog.clinical_use,
         description="X-ray pipeline: classifier and ChexFract in parallel, then the report model",
         licence="; ".join(f"{i.name}: {i.licence or 'unknown (no model card)'}" for i in infos),
         commercial_use=all(i.commercial_use for i in infos),

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import GatewayError, error_body
+from gateway.errors import GatewayError
 from gateway.pipeline.events import Completed, FindingsReady, PipelineEvent, ReportDelta
 from gateway.protocol import (
     AssistantMessage,
@@ -37,6 +37,7 @@ from gateway.protocol import (
     Usage,
     completion_id,
 )
+from gateway.routes.errors import error_body
 
 log = logging.getLogger("gateway")
 DONE = "data: [DONE]\n\n"
@@ -171,6 +172,18 @@ def _final(
     if event.report_error is not None:
         lines.append(error_event(event.report_error))
     return lines
+
+
+async def whole_answer_events(answer: ChatCompletion, include_usage: bool) -> AsyncIterator[str]:
+    """An answer that exists whole (the classifier's) as a stream: the role, the content, the finish, [DONE]."""
+    chunks = ChunkFactory(answer.model, id=answer.id, created=answer.created)
+    (choice,) = answer.choices
+    yield chunks.chunk(Delta(role="assistant", content=""))
+    yield chunks.chunk(Delta(content=choice.message.content))
+    yield chunks.chunk(Delta(), finish=choice.finish_reason)
+    if include_usage:
+        yield chunks.chunk(Delta(), usage=answer.usage)
+    yield DONE
 
 
 def completion(model: str, event: Completed, content: str) -> ChatCompletion:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.audit import AuditNote
-from gateway.clinical import LANGUAGES
+from gateway.clinical.content import LANGUAGES
 from gateway.dependencies import GatewayDep, require_api_key
 from gateway.errors import RouteNotFound
 from gateway.images import load_upload
@@ -67,7 +67,7 @@ async def config(gateway: GatewayDep) -> Response:
         "model": gateway.settings.pipeline_model,
         "default_language": gateway.settings.default_language,
         "auth_required": bool(gateway.api_keys),
-        "stand_in": not all(info.clinical_use for info in gateway.catalog.models.values()),
+        "stand_in": not gateway.catalog.clinical_use,
         "max_upload_bytes": gateway.image_policy.max_bytes,
         "texts": texts,
     }

@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 from pydantic import RootModel, ValidationError
 
-from gateway.clinical import ClinicalContentError, Language, Localized
+from gateway.clinical.content import ClinicalContentError, Language, Localized
+from services.contract.validation import describe
 
 UI_DIR = Path(__file__).parent
 STATIC_DIR = UI_DIR / "static"
@@ -54,9 +55,7 @@ def _read_labels(path: Path) -> dict[str, Localized]:
     try:
         return _Texts.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).root
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ClinicalContentError(f"{path}: {key}: {first['msg']}") from None
+        raise ClinicalContentError(f"{path}: {describe(error, '(top level)')}") from None
 
 
 def load(folder: Path = UI_DIR) -> Page:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from gateway.backends.calls import Sampling
-from gateway.clinical import load as load_clinical
+from gateway.clinical.content import load as load_clinical
 from scripts import loadtest
 from scripts.bench import baselines, phases
 from scripts.bench.calls import Backends, images, timed_batch

@@ -14,12 +14,12 @@ import httpx
 from PIL import Image
 
 from gateway.backends.calls import Sampling
-from gateway.clinical import load as load_clinical
-from gateway.clinical.abstention import Assessed
+from gateway.clinical.abstention import FindingAssessment
+from gateway.clinical.content import load as load_clinical
 from gateway.pipeline.requests import ReportFacts, fracture_call, report_call
-from gateway.protocol import ClassificationResult
 from scripts.launcher import config
 from scripts.loadtest import percentiles
+from services.contract.classification import Classification
 from services.contract.paths import REPO_ROOT
 from services.contract.roles import Role
 
@@ -112,11 +112,11 @@ class Backends:
         indication of its own, as every pipeline request of the bench has (see `pipeline`)."""
         facts = ReportFacts(
             language=cxr["language"],
-            classification=ClassificationResult(**cxr["classification"]),
+            classification=Classification(**cxr["classification"]),
             fracture_text=cxr["fracture"]["text"] if cxr["fracture"] else None,
             risk_text=cxr["risk_level"]["text"],
             indication=self.indication(),
-            assessed=[Assessed(**assessment) for assessment in cxr["assessments"]],
+            assessed=[FindingAssessment(**assessment) for assessment in cxr["assessments"]],
         )
         call = report_call("report-llm", self.clinical, facts, self.sampling(Role.REPORT))
         answer = await self.post(f"{self.stack.url('report')}/v1/chat/completions", json=call.body())

@@ -7,8 +7,6 @@ decides what a client sees. Nothing here ever answers 500 for bad input.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +19,7 @@ from services.classifier.service import TensorError
 from services.contract.asgi import BodyTooLarge
 from services.contract.images import ImageError
 from services.contract.tensors import TensorFormatError
+from services.contract.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +57,10 @@ async def _domain_error(_request: Request, error: Exception) -> JSONResponse:
     return error_response(status, str(error), headers)
 
 
-def _first_problem(problems: Sequence[Any]) -> str:
-    first = problems[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return f"invalid request: {where}: {first.get('msg', 'invalid')}"
-
-
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
     """FastAPI's request validation, and pydantic's where a route parses a body itself (the v2 infer header)."""
     assert isinstance(error, RequestValidationError | ValidationError)
-    return error_response(400, _first_problem(error.errors()))
+    return error_response(400, f"invalid request: {describe(error.errors(), 'body')}")
 
 
 async def _http_error(_request: Request, error: Exception) -> JSONResponse:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.contract.classification import Classification
+
 
 class ProtocolModel(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -76,9 +78,10 @@ class ModelInfo(ProtocolModel):
     clinical_use: bool
 
 
-class ClassifyResponse(ProtocolModel):
-    predicted_class: str
-    confidence: float
-    probabilities: dict[str, float]
+class ClassifyResponse(Classification):
+    """The classification (services/contract/classification.py), with the model that made it and how long it took."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
     model: ModelInfo
     latency_ms: float

@@ -33,9 +33,7 @@ async def classify(request: Request, body: Body, service: Service) -> protocol.C
     result = await service.classify(await _image_bytes(request, body))
     model = service.model
     return protocol.ClassifyResponse(
-        predicted_class=result.predicted_class,
-        confidence=result.confidence,
-        probabilities=result.probabilities,
+        **dict(result.classification),
         model=protocol.ModelInfo(
             name=service.name,
             version=model.metadata.version,

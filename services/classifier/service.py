@@ -12,7 +12,7 @@ import numpy as np
 from services.classifier.batcher import DynamicBatcher
 from services.classifier.model import OnnxClassifier
 from services.contract import dicom, images
-from services.contract.classification import classify_outputs
+from services.contract.classification import Classification, classify_outputs
 from services.contract.dicom import DicomPolicy
 from services.contract.probes import CachedProbe, Verdict
 
@@ -29,9 +29,7 @@ class TensorError(ValueError):
 
 @dataclass(frozen=True)
 class TimedClassification:
-    predicted_class: str
-    confidence: float
-    probabilities: dict[str, float]
+    classification: Classification
     latency_ms: float
 
 
@@ -78,9 +76,7 @@ class ClassifierService:
             tensor = await loop.run_in_executor(self._pool, self._prepare, image)
         outputs = await self.batcher.submit(tensor[np.newaxis])
         (result,) = classify_outputs(outputs, self.model.metadata)
-        return TimedClassification(
-            result.predicted_class, result.confidence, result.probabilities, (time.perf_counter() - started) * 1000
-        )
+        return TimedClassification(result, (time.perf_counter() - started) * 1000)
 
     def _prepare(self, image: bytes) -> np.ndarray:
         return images.to_tensor(dicom.decode_xray(image, self._dicom), self.model.metadata.input)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from services.contract.classifier_model import ModelMetadata
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(BaseModel):
+    """One image's classification: the worker's /classify answer and the gateway's `cxr.classification`."""
+
+    model_config = ConfigDict(frozen=True)
+
     predicted_class: str
     confidence: float
     probabilities: dict[str, float]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, ConfigDict
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -60,9 +61,13 @@ DEFAULT_MODALITIES = ",".join(sorted(DicomPolicy.modalities))
 DEFAULT_BODY_PARTS = ",".join(sorted(DicomPolicy.body_parts))
 
 
-@dataclass(frozen=True)
-class DicomReferences:
-    """Which instance was analysed: UIDs only, never a name, an ID or a date of birth."""
+class DicomReferences(BaseModel):
+    """The DICOM instance analysed, by UID: never the patient's name, ID or birth date.
+
+    One type from the decoder to the answer's `cxr.source` (and the SR and FHIR built from it).
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     study_instance_uid: str
     series_instance_uid: str
@@ -91,6 +96,11 @@ def is_dicom(data: bytes) -> bool:
 def decode_xray(data: bytes, policy: DicomPolicy) -> Image.Image:
     """A JPEG, PNG or DICOM chest X-ray, decoded to the picture the models see (CPU-bound)."""
     return read(data, policy).pixels if is_dicom(data) else images.decode(data, policy.max_pixels)
+
+
+def check(data: bytes, policy: DicomPolicy) -> DicomReferences:
+    """The header checks alone (what `read` refuses before decoding a pixel), and the instance's UIDs."""
+    return _check(_parse(data), policy)
 
 
 def read(data: bytes, policy: DicomPolicy) -> DicomImage:
@@ -156,6 +166,19 @@ def _check_pixel_header(dataset: Dataset, max_pixels: int) -> None:
     if rows * columns == 0:
         raise DicomRejected("the DICOM header gives no image size (Rows, Columns)")
     images.check_size(columns, rows, max_pixels)
+    _check_native_length(dataset, rows * columns)
+
+
+def _check_native_length(dataset: Dataset, pixels: int) -> None:
+    """Uncompressed pixel data shorter than the header says is a file cut short (pydicom keeps what it read)."""
+    syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if syntax is None or UID(syntax).is_compressed:
+        return  # encapsulated frames are checked when they are decoded
+    bits = int(dataset.get("BitsAllocated", 8))
+    expected = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
+    received = len(dataset.PixelData)
+    if received < expected:
+        raise DicomRejected(f"truncated pixel data: {received} of {expected} bytes")
 
 
 def _decode(dataset: Dataset) -> np.ndarray:

@@ -61,7 +61,7 @@ def test_a_cr_image_and_other_configured_body_parts_are_accepted():
         ({"PhotometricInterpretation": "RGB"}, "photometric interpretation RGB"),
         ({"BitsStored": 0}, "BitsStored 0"),
         ({"Rows": 0}, "no image size"),
-        ({"Rows": 4000}, r"pixel data could not be decoded|pixel data is"),  # header and data disagree
+        ({"Rows": 4000}, r"truncated pixel data: \d+ of \d+ bytes"),  # the header says more than there is
     ],
 )
 def test_objects_that_are_not_a_chest_radiograph_are_refused_naming_why(plain, changes, reason):

@@ -169,6 +169,16 @@ def test_no_container_runs_as_root(compose_stack):
         assert compose_stack.compose("exec", "-T", service, "id", "-u").strip() == uid, service
 
 
+def test_each_image_carries_only_its_own_services_dependencies(compose_stack):
+    """The worker's image cannot import the gateway's clients, nor the gateway's image an ML runtime."""
+    probe = "import importlib.util as u, sys; sys.stdout.write(','.join(m for m in sys.argv[1:] if u.find_spec(m)))"
+    gateway_only = ["openai", "httpx2", "highdicom", "dicomweb_client", "fhir", "yaml", "gateway"]
+    worker = compose_stack.compose("exec", "-T", "classifier", "python", "-c", probe, *gateway_only, "onnxruntime")
+    assert worker.strip() == "onnxruntime"
+    gateway = compose_stack.compose("exec", "-T", "gateway", "python", "-c", probe, "onnxruntime", "torch", "openai")
+    assert gateway.strip() == "openai"
+
+
 def _ready(url: str) -> httpx.Response:
     return httpx.get(f"{url}/ready", timeout=30)
 

@@ -211,10 +211,15 @@ def test_every_container_runs_as_the_non_root_user(profile):
         assert security["runAsNonRoot"] and security["runAsUser"] == uid, name
 
 
-def test_the_gateway_image_installs_no_onnx_runtime():
+def test_each_service_image_installs_only_its_own_extra():
+    """What each extra holds is checked by tests/test_architecture.py; here, that the images install just that."""
+    installs = {
+        name: re.findall(r'pip install "?\.(\[[a-z,-]+\])?"?', (DEPLOY / f"{name}.Dockerfile").read_text())
+        for name in ("gateway", "classifier")
+    }
+    assert installs == {"gateway": ["[gateway]"], "classifier": ["[classifier-gpu]", "[classifier]"]}
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     assert not [req for req in project["dependencies"] if req.startswith("onnxruntime")]
-    assert re.search(r"^RUN pip install \. ", (DEPLOY / "gateway.Dockerfile").read_text(), re.MULTILINE)
 
 
 @pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway.backends.base import ConcurrencyLimit
+from gateway.admission import ConcurrencyLimit
 from gateway.backends.health import Circuit, CircuitBreaker, Readiness
 from gateway.errors import BackendFailed, BackendSaturated, BackendUnavailable, UpstreamRejected
 from gateway.settings import ProbePolicy

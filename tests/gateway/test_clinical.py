@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clinical import CLINICAL_DIR, ClinicalContentError, fracture_findings, load, rules
+from gateway.clinical import fracture_findings, rules
+from gateway.clinical.content import CLINICAL_DIR, ClinicalContentError, load
 
 CLINICAL = load()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.clinical import load
+from gateway.clinical.content import load
 from scripts.launcher.commands import gateway_env
 from services.contract import modelcard
 from services.contract.paths import REPO_ROOT

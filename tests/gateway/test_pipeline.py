@@ -3,10 +3,11 @@
 import json
 
 import httpx
+import openai
 import pytest
 
 from gateway.backends.calls import Sampling
-from gateway.clinical import load
+from gateway.clinical.content import load
 from gateway.pipeline.requests import fracture_call
 from tests.conftest import data_uri
 from tests.gateway.conftest import xray_message
@@ -95,6 +96,26 @@ def test_classifier_model_answers_json(client, stack, sample_images):
     direct = httpx.post(f"{stack.url('classifier')}/classify", content=sample_images[NORMAL], timeout=60).json()
     assert content["predicted_class"] == direct["predicted_class"]
     assert content["model"]["clinical_use"] is False
+
+
+def test_classifier_model_streams_and_refuses_what_it_cannot_honour(client, sample_images):
+    image = sample_images[NORMAL]
+    whole = json.loads(
+        client.chat.completions.create(model="pneumonia-classifier", messages=xray_message(image)).choices[0].message.content
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="pneumonia-classifier", messages=xray_message(image), stream=True, stream_options={"include_usage": True}
+        )
+    )
+    streamed = json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
+    assert streamed == whole  # the same answer, as the SDK reads a stream
+    assert chunks[0].choices[0].delta.role == "assistant" and len({c.id for c in chunks}) == 1
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop" and chunks[-1].usage is not None
+    for params, param in [({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"extra_body": {"best_of": 3}}, "best_of")]:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model="pneumonia-classifier", messages=xray_message(image), **params)
+        assert refused.value.body["param"] == param and "pneumonia-classifier" in refused.value.body["message"]
 
 
 def test_analyze_upload_returns_the_merged_object(stack, sample_images):

@@ -1,4 +1,5 @@
-"""The pipeline's event model, in-process, with stand-in backends (in addition to the real-stack tests).
+"""The pipeline's event model, in-process, with small implementations of the backend protocols
+(gateway/backends/protocols.py; in addition to the real-stack tests).
 
 These pin down what is hard to provoke on real servers at an exact moment: the order of events,
 admission before any call, the classifier's failure cancelling ChexFract's call, a report that fails
@@ -15,19 +16,21 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from gateway.backends.base import ConcurrencyLimit
-from gateway.backends.calls import ChatCall
-from gateway.backends.openai_compatible import ChatAnswer, StreamPiece
-from gateway.clinical import load
+from gateway.admission import Admission, ConcurrencyLimit
+from gateway.backends.calls import ChatAnswer, ChatCall, Sampling, StreamPiece
+from gateway.backends.protocols import ChatModel, Classifier
+from gateway.catalog import Catalog
 from gateway.clinical.abstention import PublishedFigures
+from gateway.clinical.content import load
 from gateway.errors import BackendFailed, BackendSaturated, ReportInvalid
 from gateway.images import XrayInput
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Pipeline, PipelineConfig, PipelineRequest
 from gateway.pipeline.events import Accepted, Completed, FindingsReady, ReportDelta
-from gateway.protocol import ClassificationResult, Usage
+from gateway.pipeline.stages import Pipeline, PipelineConfig, PipelineRequest
+from gateway.protocol import Usage
 from gateway.provenance import EngineVersions
-from gateway.settings import SamplingDefaults
+from services.contract.classification import Classification
+from services.contract.roles import Role
 
 XRAY = XrayInput(image=b"jpeg bytes", mime="image/jpeg", text="")
 
@@ -36,26 +39,45 @@ async def load_xray() -> XrayInput:
     return XRAY
 
 
-class Classifier:
+class InProcess:
+    """What every backend protocol asks beyond its call: always ready, no engine to name."""
+
+    url = "in-process"
+
+    async def ready(self) -> tuple[bool, str]:
+        return True, "ready (in-process)"
+
+    async def engine_version(self) -> str | None:
+        return None
+
+
+class StandInClassifier(InProcess):
+    name = Role.CLASSIFIER
+
     def __init__(self, fails: bool = False) -> None:
-        self.limit = ConcurrencyLimit("classifier", 4)
         self.fails = fails
 
-    async def classify(self, image: bytes, decoded: Image.Image | None = None) -> ClassificationResult:
+    async def classify(self, image: bytes, decoded: Image.Image | None = None) -> Classification:
         await asyncio.sleep(0.01)
         if self.fails:
             raise BackendFailed("classifier", "unreachable (ConnectError)")
-        return ClassificationResult(
-            predicted_class="PNEUMONIA", confidence=0.95, probabilities={"NORMAL": 0.05, "PNEUMONIA": 0.95}
-        )
+        return Classification(predicted_class="PNEUMONIA", confidence=0.95, probabilities={"NORMAL": 0.05, "PNEUMONIA": 0.95})
 
 
-class Fracture:
+class ChatInProcess(InProcess):
+    async def count_tokens(self, text: str) -> int | None:
+        return len(text.split())
+
+
+class Fracture(ChatInProcess):
+    name = Role.FRACTURE
     model = "chexfract"
 
     def __init__(self) -> None:
-        self.limit = ConcurrencyLimit("fracture", 4)
         self.cancelled = False
+
+    def stream(self, call: ChatCall) -> AsyncIterator[StreamPiece]:
+        raise AssertionError("the pipeline asks ChexFract for a whole answer")
 
     async def complete(self, call: ChatCall) -> ChatAnswer:
         try:
@@ -80,13 +102,11 @@ VALID_REPORT = json.dumps(
 PIECES = [VALID_REPORT[:20], VALID_REPORT[20:90], VALID_REPORT[90:]]
 
 
-class Report:
+class Report(ChatInProcess):
+    name = Role.REPORT
     model = "report-llm"
 
-    def __init__(
-        self, pieces: list[str], fail_after: int | None = None, limit: int = 4, finish_reason: str = "stop", pause_s: float = 0
-    ) -> None:
-        self.limit = ConcurrencyLimit("report", limit)
+    def __init__(self, pieces: list[str], fail_after: int | None = None, finish_reason: str = "stop", pause_s: float = 0) -> None:
         self.pause_s = pause_s  # between pieces: a backend that keeps writing, slowly
         self.pieces = pieces
         self.fail_after = fail_after
@@ -103,16 +123,32 @@ class Report:
         usage = Usage(prompt_tokens=300, completion_tokens=3, total_tokens=303)
         yield StreamPiece(finish_reason=self.finish_reason, usage=usage)  # type: ignore[arg-type]
 
+    async def complete(self, call: ChatCall) -> ChatAnswer:
+        raise AssertionError("the pipeline streams the report")
 
-def pipeline(classifier: Classifier, fracture: Fracture, report: Report, deadline_s: float = 60) -> Pipeline:
+
+def slots(report: int = 4) -> Admission:
+    return Admission({role: ConcurrencyLimit(role, report if role is Role.REPORT else 4) for role in Role})
+
+
+def in_flight(admission: Admission) -> tuple[int, ...]:
+    return tuple(admission.limits[role].in_flight for role in (Role.CLASSIFIER, Role.FRACTURE, Role.REPORT))
+
+
+def pipeline(
+    classifier: Classifier, fracture: ChatModel, report: ChatModel, deadline_s: float = 60, admission: Admission | None = None
+) -> Pipeline:
     config = PipelineConfig(
-        fracture=SamplingDefaults(temperature=0.3, top_p=0.9, max_tokens=24),
-        report=SamplingDefaults(temperature=0.0, top_p=1.0, max_tokens=64),
+        fracture=Sampling(temperature=0.3, top_p=0.9, max_tokens=24),
+        report=Sampling(temperature=0.0, top_p=1.0, max_tokens=64),
         max_indication_tokens=256,
         deadline_s=deadline_s,
     )
     figures = PublishedFigures(classifier_accuracy=None, fracture_recall=0.487, fracture_precision=None)
-    return Pipeline(classifier, fracture, report, load(), [], figures, EngineVersions({}), config, GatewayMetrics())  # type: ignore[arg-type]
+    admitted = admission or slots()
+    return Pipeline(
+        classifier, fracture, report, admitted, load(), Catalog({}, {}), figures, EngineVersions({}), config, GatewayMetrics()
+    )
 
 
 async def events(p: Pipeline) -> list[object]:
@@ -121,7 +157,7 @@ async def events(p: Pipeline) -> list[object]:
 
 async def test_events_come_in_order_with_summed_usage_and_the_validated_report():
     report = Report(PIECES)
-    got = await events(pipeline(Classifier(), Fracture(), report))
+    got = await events(pipeline(StandInClassifier(), Fracture(), report))
     assert isinstance(got[0], Accepted) and isinstance(got[1], FindingsReady)
     [delta] = [e for e in got[2:-1] if isinstance(e, ReportDelta)]  # the narrative, once, after validation
     done = got[-1]
@@ -149,7 +185,7 @@ async def test_events_come_in_order_with_summed_usage_and_the_validated_report()
     ],
 )
 async def test_a_report_that_does_not_validate_is_withheld(pieces, finish, reason):
-    got = await events(pipeline(Classifier(), Fracture(), Report(pieces, finish_reason=finish)))
+    got = await events(pipeline(StandInClassifier(), Fracture(), Report(pieces, finish_reason=finish)))
     done = got[-1]
     assert not [e for e in got if isinstance(e, ReportDelta)]
     assert isinstance(done, Completed) and isinstance(done.report_error, ReportInvalid)
@@ -160,7 +196,7 @@ async def test_a_report_that_does_not_validate_is_withheld(pieces, finish, reaso
 
 
 async def test_a_report_failing_after_its_first_token_is_a_typed_partial_result():
-    done = (await events(pipeline(Classifier(), Fracture(), Report(PIECES, fail_after=1))))[-1]
+    done = (await events(pipeline(StandInClassifier(), Fracture(), Report(PIECES, fail_after=1))))[-1]
     assert isinstance(done, Completed) and isinstance(done.report_error, BackendFailed)
     assert done.result.status == "partial" and done.result.report_available is False
     assert [(w.stage, w.message) for w in done.result.warnings] == [
@@ -171,8 +207,8 @@ async def test_a_report_failing_after_its_first_token_is_a_typed_partial_result(
 
 
 async def test_a_saturated_backend_refuses_before_the_image_is_touched():
-    classifier, report = Classifier(), Report(["x"], limit=1)
-    report.limit.acquire()  # another request holds the only report slot
+    report, admission = Report(["x"]), slots(report=1)
+    admission.admit(Role.REPORT)  # another request holds the only report slot
     loaded = []
 
     async def image() -> XrayInput:
@@ -180,31 +216,33 @@ async def test_a_saturated_backend_refuses_before_the_image_is_touched():
         return XRAY
 
     with pytest.raises(BackendSaturated, match="report backend"):
-        await anext(pipeline(classifier, Fracture(), report).events(PipelineRequest(image=image, language="en")))
-    assert loaded == [] and classifier.limit.in_flight == 0 and report.calls == []
+        run = pipeline(StandInClassifier(), Fracture(), report, admission=admission)
+        await anext(run.events(PipelineRequest(image=image, language="en")))
+    assert loaded == [] and in_flight(admission) == (0, 0, 1) and report.calls == []  # all or none: nothing kept
 
 
 async def test_a_failed_classifier_cancels_chexfracts_call_and_raises():
-    fracture = Fracture()
+    fracture, admission = Fracture(), slots()
     with pytest.raises(BackendFailed, match="classifier backend failed"):
-        await events(pipeline(Classifier(fails=True), fracture, Report(["x"])))
-    assert fracture.cancelled is True and fracture.limit.in_flight == 0
+        await events(pipeline(StandInClassifier(fails=True), fracture, Report(["x"]), admission=admission))
+    assert fracture.cancelled is True and in_flight(admission) == (0, 0, 0)
 
 
 async def test_a_client_leaving_half_way_gives_every_slot_back():
-    classifier, fracture, report = Classifier(), Fracture(), Report(["a", "b", "c"])
-    stream = pipeline(classifier, fracture, report).events(PipelineRequest(image=load_xray, language="en"))
+    admission = slots()
+    run = pipeline(StandInClassifier(), Fracture(), Report(["a", "b", "c"]), admission=admission)
+    stream = run.events(PipelineRequest(image=load_xray, language="en"))
     assert isinstance(await anext(stream), Accepted)
     assert isinstance(await anext(stream), FindingsReady)
-    assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (1, 1, 1)
+    assert in_flight(admission) == (1, 1, 1)
     await stream.aclose()  # what Starlette does when the client disconnects
-    assert (classifier.limit.in_flight, fracture.limit.in_flight, report.limit.in_flight) == (0, 0, 0)
+    assert in_flight(admission) == (0, 0, 0)
 
 
 async def test_one_deadline_bounds_the_whole_request_however_steadily_the_report_is_written():
     report = Report(PIECES * 10, pause_s=0.05)  # 30 pieces, 1.5 s: never silent long enough for a read timeout
     started = time.monotonic()
-    done = (await events(pipeline(Classifier(), Fracture(), report, deadline_s=0.6)))[-1]
+    done = (await events(pipeline(StandInClassifier(), Fracture(), report, deadline_s=0.6)))[-1]
     assert time.monotonic() - started < 1.0
     assert isinstance(done, Completed) and done.result.status == "partial" and done.finish_reason == "error"
     assert [(w.stage, w.message) for w in done.result.warnings] == [
@@ -215,7 +253,27 @@ async def test_one_deadline_bounds_the_whole_request_however_steadily_the_report
 
 async def test_a_deadline_passing_in_stage_one_fails_the_optional_stage_only_and_the_report_is_not_started():
     report = Report(PIECES)
-    done = (await events(pipeline(Classifier(), Fracture(), report, deadline_s=0.1)))[-1]  # ChexFract takes 0.2 s
+    done = (await events(pipeline(StandInClassifier(), Fracture(), report, deadline_s=0.1)))[-1]  # ChexFract takes 0.2 s
     assert [w.stage for w in done.result.warnings] == ["fracture", "report"]
     assert done.result.fracture is None and "deadline" in done.result.warnings[0].message
     assert report.calls == []  # no time was left for it: never called
+
+
+async def test_admission_is_all_or_none_and_a_relayed_body_holds_its_slot_until_it_ends():
+    admission = slots(report=1)
+    with admission.admit(Role.REPORT):
+        with pytest.raises(BackendSaturated, match="report backend is at its concurrency limit"):
+            admission.admit(Role.CLASSIFIER, Role.FRACTURE, Role.REPORT)
+        assert in_flight(admission) == (0, 0, 1)  # the classifier's and ChexFract's slots were given back
+    assert in_flight(admission) == (0, 0, 0)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        yield b"data: [DONE]\n\n"
+
+    admitted = admission.admit(Role.FRACTURE)
+    relayed = admitted.holding(body())
+    assert await anext(relayed) == b"data: 1\n\n" and in_flight(admission) == (0, 1, 0)
+    await relayed.aclose()  # the client left half-way
+    admitted.release()  # and the response's background release runs too: given back once
+    assert in_flight(admission) == (0, 0, 0)

@@ -12,10 +12,12 @@ from fhir.resources.R4B.bundle import Bundle
 
 from gateway import fhir
 from gateway.backends.calls import Sampling
-from gateway.clinical import CLINICAL_DIR, abstention, load, structured
+from gateway.clinical import abstention, structured
+from gateway.clinical.content import CLINICAL_DIR, load
 from gateway.clinical.structured import SCHEMA_SHA256
 from gateway.pipeline.requests import ReportFacts, report_call
-from gateway.protocol import ClassificationResult, CxrResult
+from gateway.protocol import CxrResult
+from services.contract.classification import Classification
 from tests.conftest import gateway_url
 from tests.gateway.conftest import xray_message
 
@@ -46,7 +48,7 @@ def test_constrained_decoding_on_the_real_report_server_gives_the_schema_and_the
     ]
     facts = ReportFacts(
         language="en",
-        classification=ClassificationResult(predicted_class="PNEUMONIA", confidence=0.93, probabilities={"PNEUMONIA": 0.93}),
+        classification=Classification(predicted_class="PNEUMONIA", confidence=0.93, probabilities={"PNEUMONIA": 0.93}),
         fracture_text="No fracture is seen.",
         risk_text="High risk",
         indication="fever",
@@ -175,7 +177,7 @@ def test_fhir_bundles_validate_for_positive_negative_uncertain_and_partial(stack
 
     # Uncertain: the real negative result with its pneumonia state as a low confidence would make it.
     result = CxrResult.model_validate(copy.deepcopy(negative.model_extra["cxr"]))
-    result.assessments[0].state = "uncertain"
+    result.assessments[0] = result.assessments[0].model_copy(update={"state": "uncertain"})
     uncertain = fhir.bundle(result, negative.choices[0].message.content, fhir.Subject())
     check_bundle(uncertain, "uncertain")
     observation = next(o for o in entries(uncertain, "Observation") if o["code"]["coding"][0]["code"] == "233604007")

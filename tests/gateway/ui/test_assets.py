@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from gateway.clinical import ClinicalContentError
+from gateway.clinical.content import ClinicalContentError
 from gateway.routes.ui import CONTENT_SECURITY_POLICY
 from gateway.ui import ASSET_TYPES, STATIC_DIR, UI_DIR, load
 from services.contract.roles import Role

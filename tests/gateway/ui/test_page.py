@@ -18,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.wait import WebDriverWait
 
-from gateway.clinical import load as load_clinical
+from gateway.clinical.content import load as load_clinical
 from gateway.ui import UI_DIR
 from tests.conftest import SAMPLES, data_uri, free_port
 from tests.dicom_files import dicom_uri, from_jpeg

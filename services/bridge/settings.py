@@ -1,0 +1,56 @@
+"""Bridge settings: environment variables prefixed CXR_BRIDGE_ (CXR_BRIDGE_PORT, CXR_BRIDGE_AE_TITLE, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.contract.limits import DicomLimits
+
+# An AE title: 1 to 16 characters of the default repertoire, no backslash (PS3.5 6.2, AE); not only spaces.
+AE_TITLE = r"^[ -\[\]-~]{1,16}$"
+
+
+class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM policy as the gateway's
+    model_config = SettingsConfigDict(env_prefix="CXR_BRIDGE_", frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    # The Storage SCP: where modalities, PACS and routers send images (DIMSE C-STORE) and C-ECHO.
+    ae_title: str = Field(default="CXRSERVE", pattern=AE_TITLE)
+    host: str = "127.0.0.1"
+    port: int = Field(default=11112, ge=1, le=65535)
+    # Calling AE titles allowed to associate (comma-separated); empty: any. Others are rejected at association.
+    allowed_callers: Annotated[list[str], NoDecode] = []
+    # The largest dataset accepted; larger ones are refused with "out of resources" (0xA700).
+    max_dataset_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    # The spool and the state database (one bridge process per folder).
+    state_dir: Path = Path("logs/bridge")
+
+    # The gateway, called like any HIS: /v1/analyze with the instance as it arrived.
+    gateway_url: str = "http://127.0.0.1:8080"
+    gateway_api_key: SecretStr | None = None
+    gateway_timeout_s: float = Field(default=600.0, gt=0)
+    language: Literal["en", "zh"] = "en"
+    concurrency: int = Field(default=2, ge=1, le=64)  # analyses in flight at once
+    # Retries while the gateway is away or answers a partial result: base * 2^attempt, at most max, then dead.
+    retry_base_s: float = Field(default=5.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=20, ge=1)
+
+    @field_validator("allowed_callers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("ae_title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an AE title is not only spaces")
+        return value
+
+    def retry_delay_s(self, attempts: int) -> float:
+        return float(min(self.retry_max_s, self.retry_base_s * 2 ** min(attempts, 30)))

@@ -1,0 +1,44 @@
+"""Received X-rays through a real gateway (the session stack's backends): analysed at once, each exactly once,
+and none lost when the bridge is killed with a queue while the gateway is away."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+from pydicom import dcmread
+
+from gateway import audit
+from tests.bridge.conftest import x_ray
+from tests.waiting import wait_until
+
+
+def _push(bridge, path) -> str:
+    command = ["storescu", "-aec", "CXRSERVE", "127.0.0.1", str(bridge.port), str(path)]
+    assert subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+    return str(dcmread(path).SOPInstanceUID)
+
+
+def _analyses(folder) -> int:
+    """The /v1/analyze calls the gateway answered 200, from its own audit trail."""
+    written = [json.loads(line) for path in audit.chain_files(folder) for line in path.read_text().splitlines()]
+    return sum(1 for record in written if record["endpoint"] == "/v1/analyze" and record["status"] == 200)
+
+
+def test_a_queue_survives_kill_9_and_each_x_ray_is_analysed_once_when_the_gateway_is_back(start_bridge, start_gateway, tmp_path):
+    trail = tmp_path / "trail"
+    gateway = start_gateway(GATEWAY_AUDIT_DIR=str(trail))
+    away = start_bridge(CXR_BRIDGE_RETRY_BASE_S="30")  # its gateway URL answers nothing
+    sops = [_push(away, x_ray(tmp_path, f"dx{index}")) for index in range(3)]
+    assert [state for _, state, _, _ in away.rows()] == ["received"] * 3
+    away.stop(signal.SIGKILL)  # kill -9 with all three queued
+
+    back = start_bridge(CXR_BRIDGE_GATEWAY_URL=gateway.url)  # the same state folder
+    wait_until(lambda: [state for _, state, _, _ in back.rows()] == ["analysed"] * 3, 600, "all three analysed")
+    for sop in sops:
+        answer = json.loads(back.result(sop) or "{}")
+        assert answer["cxr"]["source"]["sop_instance_uid"] == sop and answer["cxr"]["status"] == "complete"
+    wait_until(lambda: _analyses(trail) >= 3, 10, "the audit records")
+    assert _analyses(trail) == 3  # each exactly once
+    assert sops[0] in {line["sop_instance_uid"] for line in back.lines("analysis") if line["outcome"] == "analysed"}

@@ -1,0 +1,100 @@
+"""The Storage SCP against real DICOM peers: DCMTK's echoscu and storescu, and pynetdicom as an SCU.
+
+No gateway runs here: the bridge's analyser finds it unreachable and retries, which is what these tests
+need (what arrived stays spooled). The analysis through a real gateway is in test_analysis.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation
+
+from tests.bridge.conftest import x_ray
+from tests.dicom_files import SECRETS
+from tests.waiting import wait_until
+
+
+def storescu(bridge, path, *flags: str) -> subprocess.CompletedProcess[str]:
+    command = ["storescu", "-v", *flags, "-aec", "CXRSERVE", "127.0.0.1", str(bridge.port), str(path)]
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+
+
+def store_status(bridge, path, calling: str = "PYNETDICOM") -> tuple[int, str]:
+    """(Status, Error Comment) of one C-STORE of `path`'s bytes as they are, sent by pynetdicom."""
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(DigitalXRayImageStorageForPresentation)
+    association = ae.associate("127.0.0.1", bridge.port, ae_title="CXRSERVE")
+    assert association.is_established
+    try:
+        status = association.send_c_store(path)
+    finally:
+        association.release()
+    return int(status.Status), str(status.get("ErrorComment", ""))
+
+
+def test_echo_and_an_x_ray_spooled_durably_before_success(start_bridge, tmp_path):
+    bridge = start_bridge()
+    assert subprocess.run(["echoscu", "-aec", "CXRSERVE", "127.0.0.1", str(bridge.port)], timeout=30).returncode == 0
+    dx = x_ray(tmp_path)
+    sent = storescu(bridge, dx)
+    assert sent.returncode == 0 and "Received Store Response (Success)" in sent.stdout
+    sop = dcmread(dx).SOPInstanceUID
+    # Success was answered: the row is committed and the file is on disk, byte for byte what was sent
+    [(row_sop, state, _, _)] = bridge.rows()
+    assert (row_sop, state) == (sop, "received")
+    [spooled] = list((bridge.state_dir / "instances").glob("*.dcm"))
+    assert dcmread(spooled).SOPInstanceUID == sop and dcmread(spooled).PixelData == dcmread(dx).PixelData
+    assert storescu(bridge, dx).returncode == 0 and len(bridge.rows()) == 1  # a resend: recognised, kept once
+    assert [line["outcome"] for line in bridge.lines("c-store")] == ["spooled", "duplicate"]
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        ({"modality": "CT"}, "modality CT is not analysed"),
+        ({"body_part": "KNEE"}, "body part KNEE is not analysed"),
+    ],
+)
+def test_what_the_policy_does_not_analyse_is_refused_with_a_status_naming_why(start_bridge, tmp_path, header, named):
+    bridge = start_bridge()
+    refused = x_ray(tmp_path, "refused", **header)
+    status, comment = store_status(bridge, refused)
+    assert status == 0xC000 and comment.startswith(named)
+    assert "Error: CannotUnderstand" in storescu(bridge, refused).stdout  # DCMTK reads the same status
+    assert bridge.rows() == [] and list((bridge.state_dir / "instances").glob("*.dcm")) == []  # nothing queued
+
+
+def test_a_truncated_dataset_is_refused_and_the_bridge_keeps_serving(start_bridge, tmp_path):
+    bridge = start_bridge()
+    whole = x_ray(tmp_path).read_bytes()
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes(whole[: len(whole) // 3])
+    status, comment = store_status(bridge, truncated)
+    assert status == 0xC000 and "truncated" in comment
+    assert store_status(bridge, x_ray(tmp_path, "after")) == (0, "")  # still serving
+    assert len(bridge.rows()) == 1
+
+
+def test_callers_off_the_allow_list_are_rejected_at_association(start_bridge, tmp_path):
+    bridge = start_bridge(CXR_BRIDGE_ALLOWED_CALLERS="ORTHANC, MODALITY1")
+    stranger = storescu(bridge, x_ray(tmp_path), "-aet", "STRANGER")
+    assert stranger.returncode != 0 and "Association Rejected" in stranger.stdout
+    assert storescu(bridge, x_ray(tmp_path), "-aet", "MODALITY1").returncode == 0
+    assert len(bridge.rows()) == 1
+
+
+def test_the_analyser_retries_while_the_gateway_is_away_and_nothing_identifies_the_patient(start_bridge, tmp_path):
+    bridge = start_bridge(CXR_BRIDGE_RETRY_BASE_S="0.2", CXR_BRIDGE_RETRY_MAX_S="0.5")
+    assert storescu(bridge, x_ray(tmp_path)).returncode == 0
+    wait_until(lambda: bridge.rows()[0][2] >= 3, 20, "three attempts")
+    [(_, state, _, detail)] = bridge.rows()
+    assert state == "received" and detail.startswith("gateway unreachable")
+    assert {line["outcome"] for line in bridge.lines("analysis")} == {"retry"}
+    assert bridge.stop(signal.SIGTERM) == 0  # a clean stop
+    log = bridge.log.read_text()
+    assert not [secret for secret in SECRETS if secret in log]
