@@ -80,7 +80,7 @@ define apt_ensure
 endef
 
 # What the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui), a CJK font for
-# its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/gateway/pacs; its own system service
+# its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/bridge; its own system service
 # is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py),
 # DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge).
 # Without them those tests fail and print the command.

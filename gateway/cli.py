@@ -138,49 +138,6 @@ def serve() -> int:
     return 0
 
 
-def pacs_command(args: argparse.Namespace) -> int:
-    """`pacs analyze --study UID` or `pacs watch`; settings from CXR_PACS_*, overridden by the flags given."""
-    import signal
-
-    from gateway.pacs.analyze import analyze_study, gateway_client
-    from gateway.pacs.dicomweb import Pacs, PacsUnavailable
-    from gateway.pacs.settings import PacsSettings
-    from gateway.pacs.watch import watch
-
-    flags = {
-        "url": args.pacs_url,
-        "state_file": getattr(args, "state_file", None),  # watch's flags
-        "poll_interval_s": getattr(args, "interval", None),
-    }
-    settings = PacsSettings(**{k: v for k, v in flags.items() if v is not None})
-
-    def say(line: str) -> None:
-        print(line, flush=True)
-
-    async def analyze() -> int:
-        key = settings.gateway_api_key.get_secret_value() if settings.gateway_api_key else None
-        async with gateway_client(settings.gateway_url, key, settings.timeout_s) as gateway:
-            slots = asyncio.Semaphore(settings.concurrency)
-            try:
-                outcomes = await analyze_study(Pacs(settings), gateway, args.study, settings.language, slots)
-            except PacsUnavailable as error:
-                say(f"PACS unavailable: {error}")
-                return 2
-        for outcome in outcomes:
-            say(outcome.line())
-        say(f"{len(outcomes)} image(s) in study {args.study}")
-        return 1 if any(o.status == "failed" for o in outcomes) else 0
-
-    async def watch_until_signalled() -> int:
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        await watch(settings, stop, say)
-        return 0
-
-    return asyncio.run(analyze() if args.pacs_command == "analyze" else watch_until_signalled())
-
-
 def verify_audit(folder: Path) -> int:
     """Exit 0 when the chain is intact, 1 naming the first broken record, 2 when there is no trail."""
     if not audit.chain_files(folder):
@@ -207,15 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--concurrency", type=int, default=4)
     batch.add_argument("--resume", action="store_true", help="skip images already answered in --output")
     batch.add_argument("--timeout", type=float, default=600.0, help="seconds per image")
-    pacs = sub.add_parser("pacs", help="analyse chest X-rays from a PACS over DICOMweb; SRs stored back")
-    pacs_sub = pacs.add_subparsers(dest="pacs_command", required=True)
-    pacs_analyze = pacs_sub.add_parser("analyze", help="every eligible X-ray of one study, now")
-    pacs_analyze.add_argument("--study", required=True, help="Study Instance UID")
-    pacs_watch = pacs_sub.add_parser("watch", help="every new chest study, once each, until stopped")
-    pacs_watch.add_argument("--state-file", type=Path, help="progress kept across restarts (CXR_PACS_STATE_FILE)")
-    pacs_watch.add_argument("--interval", type=float, help="seconds between polls (CXR_PACS_POLL_INTERVAL_S)")
-    for command in (pacs_analyze, pacs_watch):
-        command.add_argument("--pacs-url", help="DICOMweb base URL (CXR_PACS_URL)")
     audit_cmd = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="check the hash chain; name the first broken record")
@@ -225,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         return serve()
     if args.command == "audit":
         return verify_audit(args.dir)
-    if args.command == "pacs":
-        return pacs_command(args)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     return asyncio.run(run_batch(args))

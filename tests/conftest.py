@@ -46,8 +46,9 @@ def audit_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_env(audit_dir: Path) -> dict[str, str]:
-    return {**port_overrides(), **SHORT_OUTPUTS, "GATEWAY_AUDIT_DIR": str(audit_dir)}
+def stack_env(audit_dir: Path, tmp_path_factory) -> dict[str, str]:
+    bridge_state = {"CXR_BRIDGE_STATE_DIR": str(tmp_path_factory.mktemp("bridge-state"))}
+    return {**port_overrides(), **SHORT_OUTPUTS, "GATEWAY_AUDIT_DIR": str(audit_dir), **bridge_state}
 
 
 @pytest.fixture(scope="session")

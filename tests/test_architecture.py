@@ -131,7 +131,7 @@ def test_the_gateways_domain_knows_nothing_of_http(path: Path) -> None:
 # Dockerfile: `pip install ".[<extra>]"`). Every third-party module a service imports must come from
 # those (or what they depend on), and the worker's must not reach the gateway's clients.
 SERVICE_EXTRAS = {"services.classifier": "classifier", "gateway": "gateway", "services.bridge": "bridge"}
-GATEWAY_ONLY = {"openai", "httpx2", "highdicom", "dicomweb-client", "fhir-resources", "pyyaml"}
+GATEWAY_ONLY = {"openai", "httpx2", "fhir-resources", "pyyaml"}
 # What a module needs without importing it: Starlette's MultiPartParser works only with python-multipart installed.
 IMPLIED = {"MultiPartParser": "python-multipart"}
 

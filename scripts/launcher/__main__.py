@@ -42,12 +42,14 @@ def _print_ready(service: supervisor.RunningService) -> None:
 def run(args: argparse.Namespace) -> int:
     stack = config.load(args.profile)
     commands = service_commands(stack)
-    gateway_command = commands[-1]  # where READY points, also when --only leaves the gateway out
+    gateway_command = next(c for c in commands if c.name == "gateway")  # where READY points, also without --only
     if args.only:
         wanted = set(args.only.split(","))
         commands = [c for c in commands if c.name in wanted or c.name.removeprefix("vllm-") in wanted]
-    backends = [c for c in commands if c.name != "gateway"]
+    clients = ("gateway", "bridge")  # each starts once what it calls is healthy
+    backends = [c for c in commands if c.name not in clients]
     gateway = [c for c in commands if c.name == "gateway"]
+    bridge = [c for c in commands if c.name == "bridge"]
     # A process manager or `timeout` sends SIGTERM, a closing terminal SIGHUP, Ctrl-C SIGINT: each stops every
     # service. The services run in their own sessions, so a signal to the launcher's process group reaches
     # only the launcher, which then stops their whole process groups.
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(stop_signal, _raise_stop)
     print(f"cxr-serve: profile {stack.profile}: {stack.description}", flush=True)
     try:
-        stages = [backends, gateway]
+        stages = [backends, gateway, bridge]
         with supervisor.running(stages, args.log_dir, args.timeout, _print_ready, args.stop_grace_s) as services:
             host = _ready_host(gateway_command.env["GATEWAY_HOST"])
             print(f"READY {gateway_command.scheme}://{host}:{gateway_command.port}", flush=True)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start the stack and wait")
     run_parser.add_argument("--profile", default=None, help="profile in deploy/models.yaml (default: $CXR_PROFILE or cpu)")
-    run_parser.add_argument("--only", default="", help="comma-separated services, e.g. report,fracture,classifier,gateway")
+    run_parser.add_argument("--only", default="", help="comma-separated services, e.g. report,fracture,classifier,gateway,bridge")
     run_parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs")
     run_parser.add_argument("--timeout", type=float, default=900.0, help="seconds each stage may take to become healthy")
     run_parser.add_argument(

@@ -47,8 +47,11 @@ class ServiceCommand:
     env: dict[str, str] = field(default_factory=dict)
     scheme: str = "http"  # the gateway's is https when it is given a certificate
 
+    def base_url(self, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}"
+
     def health_url(self, host: str = "127.0.0.1") -> str:
-        return f"{self.scheme}://{host}:{self.port}{self.health_path}"
+        return f"{self.base_url(host)}{self.health_path}"
 
 
 def vllm_server_args(role: RoleConfig, host: str = "127.0.0.1", root: Path = REPO_ROOT) -> list[str]:
@@ -144,7 +147,36 @@ def _gateway(stack: StackConfig, environ: Mapping[str, str]) -> ServiceCommand:
     )
 
 
+def bridge_env(stack: StackConfig, gateway_url: str, state_dir: Path = REPO_ROOT / "logs" / "bridge") -> dict[str, str]:
+    """The bridge's settings derived from the stack: its ports and AE title, and the gateway it calls."""
+    bridge = stack.bridge
+    return {
+        "CXR_BRIDGE_HOST": bridge.host,
+        "CXR_BRIDGE_PORT": str(bridge.port),
+        "CXR_BRIDGE_HTTP_PORT": str(bridge.http_port),
+        "CXR_BRIDGE_AE_TITLE": bridge.ae_title,
+        "CXR_BRIDGE_GATEWAY_URL": gateway_url,
+        "CXR_BRIDGE_STATE_DIR": str(state_dir),
+    }
+
+
+def _bridge(stack: StackConfig, gateway: ServiceCommand, environ: Mapping[str, str]) -> ServiceCommand:
+    # As for the gateway, an operator's own CXR_BRIDGE_* variables win (a gateway API key, an allow-list).
+    derived = bridge_env(stack, gateway.base_url())
+    env = {**derived, **{key: value for key, value in environ.items() if key.startswith("CXR_BRIDGE_")}}
+    return ServiceCommand(
+        name="bridge",
+        argv=[sys.executable, "-m", "services.bridge"],
+        port=int(env["CXR_BRIDGE_HTTP_PORT"]),
+        health_path="/ready",
+        env=env,
+    )
+
+
 def service_commands(stack: StackConfig, environ: Mapping[str, str] | None = None) -> list[ServiceCommand]:
-    """Every service of the stack, backends first: the gateway starts once they are healthy."""
+    """Every service of the stack in the order they start: backends, then the gateway once they are healthy,
+    then the bridge, its client."""
+    environ = os.environ if environ is None else environ
     backends = [_vllm(f"vllm-{name}", role) if role.engine == "vllm" else _classifier(role) for name, role in stack.roles.items()]
-    return [*backends, _gateway(stack, os.environ if environ is None else environ)]
+    gateway = _gateway(stack, environ)
+    return [*backends, gateway, _bridge(stack, gateway, environ)]

@@ -65,6 +65,13 @@ class GatewayConfig(_Strict):
     port: int = Field(ge=1, le=65535)
 
 
+class BridgeConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)  # DIMSE
+    http_port: int = Field(ge=1, le=65535)  # operations: /health, /ready, /metrics
+    ae_title: str = Field(min_length=1, max_length=16)
+
+
 class SamplingConfig(_Strict):
     """A chat role's generation defaults, used by the gateway when a client sets none."""
 
@@ -87,6 +94,7 @@ class StackConfig(_Strict):
     description: str
     accelerator: Literal["cpu", "gpu"]
     gateway: GatewayConfig
+    bridge: BridgeConfig
     containers: ContainerConfig
     roles: dict[Role, RoleConfig]
     sampling: dict[Role, SamplingConfig]
@@ -120,6 +128,9 @@ def _resolve_profile(profiles: Mapping[str, Any], name: str, seen: tuple[str, ..
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     if port := env.get("CXR_GATEWAY_PORT"):
         data["gateway"] = {**data["gateway"], "port": int(port)}
+    for field in ("port", "http_port"):
+        if value := env.get(f"CXR_BRIDGE_{field.upper()}"):
+            data["bridge"] = {**data["bridge"], field: int(value)}
     for role in Role:
         overrides = {
             field: env[f"CXR_{role.upper()}_{field.upper()}"]
@@ -146,6 +157,7 @@ def load(profile: str | None = None, env: Mapping[str, str] | None = None, path:
         "description": " ".join(resolved.get("description", "").split()),
         "accelerator": resolved["accelerator"],
         "gateway": document["gateway"],
+        "bridge": document["bridge"],
         "containers": document["containers"],
         "roles": resolved["roles"],
         "sampling": document["sampling"],

@@ -25,7 +25,8 @@ def free_port() -> int:
 
 
 def port_overrides() -> dict[str, str]:
-    return {f"CXR_{name}_PORT": str(free_port()) for name in ("GATEWAY", "REPORT", "FRACTURE", "CLASSIFIER")}
+    ports = {f"CXR_{name}_PORT": str(free_port()) for name in ("GATEWAY", "REPORT", "FRACTURE", "CLASSIFIER", "BRIDGE")}
+    return {**ports, "CXR_BRIDGE_HTTP_PORT": str(free_port())}
 
 
 class LauncherProcess:

@@ -6,7 +6,10 @@
   C-STORE is answered Success: nothing received is lost, a resend is recognised
 - analysis.py: each spooled instance sent to the gateway's /v1/analyze at once, retried with backoff
   while the gateway is away, its outcome kept in the state database
-- settings.py: CXR_BRIDGE_* settings
+- ops.py: /health, /ready and /metrics on CXR_BRIDGE_HTTP_PORT
+- pacs/: the DICOMweb side (`python -m services.bridge pacs analyze|watch`): studies read from a PACS by
+  QIDO/WADO, analysed, a TID 1500 SR stored back by STOW
+- settings.py: CXR_BRIDGE_* settings (the DICOMweb commands' are CXR_PACS_*, pacs/settings.py)
 
 It imports the contract and itself only (tests/test_architecture.py), and its image installs the base
 dependencies and the `bridge` extra (pyproject.toml).

@@ -18,13 +18,16 @@ import logging
 import time
 
 import httpx
+from prometheus_client import Counter
 
 from services.bridge.settings import BridgeSettings
 from services.bridge.spool import Received, Spool
 
 log = logging.getLogger("bridge")
 
-_IDLE_S = 30.0  # the longest sleep without a wake-up: a clock jump never strands a retry for long
+# The longest sleep without a wake-up: what an operator replays from another process (the CLI) is taken
+# up within it, and a clock jump never strands a retry for long.
+_IDLE_S = 5.0
 _ALWAYS_REFUSED = frozenset(range(400, 500)) - {401, 408, 429}
 
 
@@ -36,8 +39,9 @@ def _reason(response: httpx.Response) -> str:
 
 
 class Analyzer:
-    def __init__(self, spool: Spool, gateway: httpx.AsyncClient, settings: BridgeSettings) -> None:
+    def __init__(self, spool: Spool, gateway: httpx.AsyncClient, settings: BridgeSettings, counted: Counter) -> None:
         self._spool = spool
+        self._counted = counted
         self._gateway = gateway
         self._settings = settings
         self.wake = asyncio.Event()
@@ -70,6 +74,7 @@ class Analyzer:
             self.wake.set()  # a slot is free: look for more
         fields = {"sop_instance_uid": item.sop_instance_uid, "outcome": outcome, "attempt": item.attempts + 1}
         log.info("analysis", extra={"fields": {**fields, "ms": round((time.perf_counter() - started) * 1000, 1)}})
+        self._counted.labels(outcome).inc()
 
     async def _call(self, item: Received) -> str:
         data = await asyncio.to_thread(self._spool.read, item)

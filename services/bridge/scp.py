@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from prometheus_client import Counter
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts, VerificationPresentationContexts, evt
 from pynetdicom.events import Event, EventHandlerType
@@ -45,8 +46,9 @@ def application_entity(settings: BridgeSettings) -> AE:
 class StoreHandler:
     """EVT_C_STORE: runs in the association's thread; `wake` tells the analyser there is work."""
 
-    def __init__(self, spool: Spool, settings: BridgeSettings, wake: Callable[[], None]) -> None:
+    def __init__(self, spool: Spool, settings: BridgeSettings, wake: Callable[[], None], counted: Counter) -> None:
         self._spool = spool
+        self._counted = counted
         self._policy = settings.dicom_policy()
         self._max_bytes = settings.max_dataset_bytes
         self._wake = wake
@@ -57,6 +59,7 @@ class StoreHandler:
         sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")  # a UID names the image, nothing else
         fields = {"sop_instance_uid": sop, "outcome": outcome, "ms": round((time.perf_counter() - started) * 1000, 1)}
         log.info("c-store", extra={"fields": fields})
+        self._counted.labels(outcome).inc()
         return answer
 
     def _store(self, event: Event) -> tuple[str, Dataset | int]:

@@ -21,6 +21,7 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
     ae_title: str = Field(default="CXRSERVE", pattern=AE_TITLE)
     host: str = "127.0.0.1"
     port: int = Field(default=11112, ge=1, le=65535)
+    http_port: int = Field(default=8090, ge=1, le=65535)  # /health, /ready, /metrics (services/bridge/ops.py)
     # Calling AE titles allowed to associate (comma-separated); empty: any. Others are rejected at association.
     allowed_callers: Annotated[list[str], NoDecode] = []
     # The largest dataset accepted; larger ones are refused with "out of resources" (0xA700).

@@ -25,6 +25,7 @@ from typing import Literal
 from services.contract.dicom import DicomReferences
 
 State = Literal["received", "analysed", "refused", "dead"]
+STATES: tuple[State, ...] = ("received", "analysed", "refused", "dead")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -67,7 +68,8 @@ class Spool:
     def __init__(self, folder: Path) -> None:
         self.instances = folder / "instances"
         self.instances.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(folder / "state.sqlite3", check_same_thread=False, isolation_level=None)
+        # A busy timeout: the operator's CLI (services/bridge/__main__.py) writes beside the running bridge.
+        self._db = sqlite3.connect(folder / "state.sqlite3", check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
@@ -133,6 +135,25 @@ class Spool:
                 "UPDATE instances SET attempts = attempts + 1, detail = ?, next_attempt_at = ? WHERE sop_instance_uid = ?",
                 (detail, at, sop),
             )
+
+    def dead_letters(self) -> list[tuple[str, str, int, str]]:
+        """(SOP Instance UID, state, attempts, why) of every instance that will not be analysed without an operator."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sop_instance_uid, state, attempts, detail FROM instances"
+                " WHERE state IN ('dead', 'refused') ORDER BY received_at"
+            ).fetchall()
+        return [(str(sop), str(state), int(attempts), str(detail)) for sop, state, attempts, detail in rows]
+
+    def replay(self, sop: str | None, now: float) -> int:
+        """Dead (and refused) instances back in the queue, due now, their attempts reset: one, or all with None."""
+        where = "state IN ('dead', 'refused')" + ("" if sop is None else " AND sop_instance_uid = ?")
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE instances SET state = 'received', attempts = 0, next_attempt_at = ? WHERE {where}",
+                (now,) if sop is None else (now, sop),
+            )
+        return cursor.rowcount
 
     def counts(self) -> dict[str, int]:
         with self._lock:

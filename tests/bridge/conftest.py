@@ -18,6 +18,7 @@ from scripts.launcher.process import free_port
 from services.contract.paths import REPO_ROOT
 from tests.conftest import SAMPLES
 from tests.dicom_files import from_jpeg
+from tests.pacs_server import Orthanc, started
 from tests.waiting import wait_until
 
 JPEG = (SAMPLES / "person1946_bacteria_4874.jpeg").read_bytes()
@@ -30,10 +31,17 @@ class Bridge:
     log: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Bridge:
-        env = {**os.environ, **self.env, "CXR_BRIDGE_PORT": str(self.port), "CXR_BRIDGE_STATE_DIR": str(self.state_dir)}
+        env = {
+            **os.environ,
+            **self.env,
+            "CXR_BRIDGE_PORT": str(self.port),
+            "CXR_BRIDGE_HTTP_PORT": str(self.http_port),
+            "CXR_BRIDGE_STATE_DIR": str(self.state_dir),
+        }
         before = self._ready_lines()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -42,6 +50,10 @@ class Bridge:
         wait_until(lambda: self._ready_lines() > before or self.process.poll() is not None, 30, "the bridge's ready line")
         assert self.process.poll() is None, self.log.read_text()[-2000:]
         return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def _ready_lines(self) -> int:
         return self.log.read_text().count('"msg": "ready"') if self.log.exists() else 0
@@ -94,3 +106,10 @@ def x_ray(folder: Path, name: str = "dx", **header: str) -> Path:
     path = folder / f"{name}.dcm"
     path.write_bytes(from_jpeg(JPEG, "mono2-8bit", **header))
     return path
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory) -> Iterator[Orthanc]:
+    pacs = started(tmp_path_factory.mktemp("orthanc"))
+    yield pacs
+    pacs.stop()

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 
+import httpx
 from pydicom import dcmread
 
 from gateway import audit
@@ -42,3 +43,19 @@ def test_a_queue_survives_kill_9_and_each_x_ray_is_analysed_once_when_the_gatewa
     wait_until(lambda: _analyses(trail) >= 3, 10, "the audit records")
     assert _analyses(trail) == 3  # each exactly once
     assert sops[0] in {line["sop_instance_uid"] for line in back.lines("analysis") if line["outcome"] == "analysed"}
+
+
+def test_make_run_starts_the_bridge_in_front_of_the_gateway(stack, tmp_path):
+    """The session stack is `make run`'s: its bridge answers C-ECHO and sends what it receives to the gateway."""
+    bridge = stack.bridge
+    echo = ["echoscu", "-aec", bridge.ae_title, "127.0.0.1", str(bridge.port)]
+    assert subprocess.run(echo, capture_output=True, timeout=30).returncode == 0
+    path = x_ray(tmp_path)
+    store = ["storescu", "-aec", bridge.ae_title, "127.0.0.1", str(bridge.port), str(path)]
+    assert subprocess.run(store, capture_output=True, timeout=60).returncode == 0
+
+    def analysed() -> bool:
+        ready = httpx.get(f"http://127.0.0.1:{bridge.http_port}/ready", timeout=10).json()
+        return ready["instances"].get("analysed", 0) >= 1
+
+    wait_until(analysed, 300, "the pushed X-ray analysed by the stack's gateway")

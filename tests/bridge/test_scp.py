@@ -98,3 +98,20 @@ def test_the_analyser_retries_while_the_gateway_is_away_and_nothing_identifies_t
     assert bridge.stop(signal.SIGTERM) == 0  # a clean stop
     log = bridge.log.read_text()
     assert not [secret for secret in SECRETS if secret in log]
+
+
+def test_orthanc_pushes_a_study_and_the_bridge_keeps_each_image_once(start_bridge, orthanc, tmp_path):
+    """The department's way: the PACS sends (Orthanc's own C-STORE SCU, driven by its REST API), the bridge keeps."""
+    bridge = start_bridge()
+    with orthanc.rest() as pacs:
+        uploaded = [pacs.post("/instances", content=x_ray(tmp_path, f"p{n}").read_bytes()).json() for n in range(2)]
+        modality = {"AET": "CXRSERVE", "Host": "127.0.0.1", "Port": bridge.port}
+        assert pacs.put("/modalities/cxr-bridge", json=modality).status_code == 200
+        job = {"Resources": [item["ID"] for item in uploaded], "Synchronous": True}
+        sent = pacs.post("/modalities/cxr-bridge/store", json=job)
+        assert sent.status_code == 200 and sent.json()["FailedInstancesCount"] == 0
+        assert pacs.post("/modalities/cxr-bridge/store", json=job).status_code == 200  # sent again: kept once
+    assert sorted(sop for sop, state, _, _ in bridge.rows() if state == "received") == sorted(
+        dcmread(tmp_path / f"p{n}.dcm").SOPInstanceUID for n in range(2)
+    )
+    assert [line["outcome"] for line in bridge.lines("c-store")] == ["spooled", "spooled", "duplicate", "duplicate"]

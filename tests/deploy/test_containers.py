@@ -170,9 +170,9 @@ def test_no_container_runs_as_root(compose_stack):
 
 
 def test_each_image_carries_only_its_own_services_dependencies(compose_stack):
-    """The worker's image cannot import the gateway's clients, nor the gateway's image an ML runtime."""
+    """The worker's image cannot import the gateway's or the bridge's clients, nor the gateway's image an ML runtime."""
     probe = "import importlib.util as u, sys; sys.stdout.write(','.join(m for m in sys.argv[1:] if u.find_spec(m)))"
-    gateway_only = ["openai", "httpx2", "highdicom", "dicomweb_client", "fhir", "yaml", "gateway"]
+    gateway_only = ["openai", "httpx2", "fhir", "yaml", "gateway", "highdicom", "pynetdicom"]
     worker = compose_stack.compose("exec", "-T", "classifier", "python", "-c", probe, *gateway_only, "onnxruntime")
     assert worker.strip() == "onnxruntime"
     gateway = compose_stack.compose("exec", "-T", "gateway", "python", "-c", probe, "onnxruntime", "torch", "openai")

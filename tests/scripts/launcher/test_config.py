@@ -54,15 +54,24 @@ def test_gateway_is_told_every_backend_url_derived_from_the_same_ports():
     gateway = next(c for c in service_commands(stack) if c.name == "gateway")
     assert gateway.env["GATEWAY_CLASSIFIER_URL"] == "http://127.0.0.1:9001"
     assert gateway.env["GATEWAY_FRACTURE_MODEL"] == "chexfract"
-    assert service_commands(stack)[-1].name == "gateway"  # started after the backends
+    assert [c.name for c in service_commands(stack)][-2:] == ["gateway", "bridge"]  # after the backends, in order
 
 
 def test_the_operators_gateway_variables_win_over_models_yaml():
     stack = config.load("cpu", env={})
-    derived = service_commands(stack, environ={})[-1]
+    derived = next(c for c in service_commands(stack, environ={}) if c.name == "gateway")
     assert derived.env["GATEWAY_HOST"] == "127.0.0.1" and derived.env["GATEWAY_REPORT_TEMPERATURE"] == "0.0"
     assert derived.env["GATEWAY_FRACTURE_TOP_P"] == "0.9" and derived.env["GATEWAY_REPORT_MAX_TOKENS_LIMIT"] == "2048"
     operator = {"GATEWAY_HOST": "0.0.0.0", "GATEWAY_PORT": "9443", "GATEWAY_REPORT_URL": "http://10.1.2.3:11434/v1"}
-    gateway = service_commands(stack, environ={**operator, "UNRELATED": "x"})[-1]
+    gateway = next(c for c in service_commands(stack, environ={**operator, "UNRELATED": "x"}) if c.name == "gateway")
     assert {key: gateway.env[key] for key in operator} == operator
     assert gateway.port == 9443 and "UNRELATED" not in gateway.env
+
+
+def test_the_bridge_is_told_its_ports_and_the_gateways_url_and_the_operator_wins():
+    stack = config.load("cpu", env={"CXR_BRIDGE_PORT": "11999", "CXR_GATEWAY_PORT": "9080"})
+    commands = {c.name: c for c in service_commands(stack, environ={"CXR_BRIDGE_ALLOWED_CALLERS": "ORTHANC"})}
+    bridge = commands["bridge"]
+    assert bridge.env["CXR_BRIDGE_PORT"] == "11999" and bridge.env["CXR_BRIDGE_GATEWAY_URL"] == "http://127.0.0.1:9080"
+    assert bridge.env["CXR_BRIDGE_ALLOWED_CALLERS"] == "ORTHANC"  # an operator's own setting passes through
+    assert bridge.health_url() == f"http://127.0.0.1:{stack.bridge.http_port}/ready"

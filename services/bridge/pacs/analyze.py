@@ -10,8 +10,8 @@ from typing import Literal
 import httpx
 from pydicom.dataset import Dataset
 
-from gateway.pacs import sr
-from gateway.pacs.dicomweb import InstanceRef, Pacs
+from services.bridge.pacs import sr
+from services.bridge.pacs.dicomweb import InstanceRef, Pacs
 
 Status = Literal["stored", "skipped", "refused", "failed"]
 
@@ -56,7 +56,11 @@ async def analyze_instance(pacs: Pacs, gateway: httpx.AsyncClient, ref: Instance
     cxr = answer["cxr"]
     if cxr["status"] != "complete":  # a partial result is not written back: the next run tries again
         return Outcome(ref, "failed", "partial: " + "; ".join(w["message"] for w in cxr["warnings"]))
-    await asyncio.to_thread(pacs.store, sr.build(source, sr.Analysis(cxr=cxr, report=answer["report"])))
+    try:
+        result = sr.build(source, sr.Analysis(cxr=cxr, report=answer["report"]))
+    except sr.SourceIncomplete as error:  # a Type 1 attribute missing: named, never a traceback
+        return Outcome(ref, "refused", str(error))
+    await asyncio.to_thread(pacs.store, result)
     return Outcome(ref, "stored", f"{cxr['classification']['predicted_class']}, risk {cxr['risk_level']['code']}")
 
 

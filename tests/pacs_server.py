@@ -1,8 +1,8 @@
-"""A real PACS: Debian's Orthanc with its DICOMweb plugin, on loopback, configured by the test, once per session.
+"""A real PACS: Debian's Orthanc (with its DICOMweb plugin) as a child process on loopback, configured by the test.
 
-Its output goes to orthanc-output.txt, not a *.log file: the PACS holds patient
-identifiers by design, and the identifier test greps the logs of cxr-serve's own
-services (every *.log under the session's temporary folder).
+Its output goes to orthanc-output.txt, not a *.log file: the PACS holds patient identifiers by design, and
+the identifier tests grep the logs of cxr-serve's own services (every *.log under the session's folder).
+Used by the PACS client's tests (tests/bridge/pacs) and the bridge's (tests/bridge).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,6 @@ from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
 
 from scripts.launcher.process import free_port
-from tests.conftest import gateway_url
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -73,26 +71,14 @@ class Orthanc:
     def client(self) -> DICOMwebClient:
         return DICOMwebClient(self.url, session=create_session_from_user_pass(USER, PASSWORD))
 
+    def rest(self) -> httpx.Client:
+        """Orthanc's own REST API (instances, modalities, the store command)."""
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", auth=(USER, PASSWORD), timeout=60)
 
-@pytest.fixture(scope="session")
-def orthanc(tmp_path_factory) -> Iterator[Orthanc]:
+
+def started(folder: Path) -> Orthanc:
     if not (ORTHANC.exists() and DICOMWEB_PLUGIN.exists()):
         pytest.fail(f"the PACS tests need Debian's Orthanc and its DICOMweb plugin; install them with: {INSTALL}")
-    pacs = Orthanc(tmp_path_factory.mktemp("orthanc"))
+    pacs = Orthanc(folder)
     pacs.start()
-    yield pacs
-    pacs.stop()
-
-
-@pytest.fixture(scope="session")
-def pacs_env(orthanc: Orthanc, stack, tmp_path_factory) -> dict[str, str]:
-    """The CXR_PACS_* settings an operator would set, the password in a file as from a mounted secret."""
-    secret = tmp_path_factory.mktemp("pacs-secret") / "password"
-    secret.write_text(PASSWORD + "\n")
-    return {
-        "CXR_PACS_URL": orthanc.url,
-        "CXR_PACS_USERNAME": USER,
-        "CXR_PACS_PASSWORD_FILE": str(secret),
-        "CXR_PACS_GATEWAY_URL": gateway_url(stack),
-        "CXR_PACS_LANGUAGE": "en",
-    }
+    return pacs

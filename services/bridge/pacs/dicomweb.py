@@ -13,8 +13,8 @@ from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
 from pydicom.dataset import Dataset
 
-from gateway.pacs.settings import PacsSettings
-from gateway.pacs.sr import result_series_uid
+from services.bridge.pacs.settings import PacsSettings
+from services.bridge.pacs.sr import result_series_uid
 
 
 class PacsUnavailable(Exception):

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from gateway.pacs.analyze import analyze_study, gateway_client
-from gateway.pacs.dicomweb import Pacs, PacsUnavailable
-from gateway.pacs.settings import PacsSettings
+from services.bridge.pacs.analyze import analyze_study, gateway_client
+from services.bridge.pacs.dicomweb import Pacs, PacsUnavailable
+from services.bridge.pacs.settings import PacsSettings
 
 Say = Callable[[str], None]
 

@@ -1,4 +1,4 @@
-"""`python -m gateway pacs watch` against a real Orthanc: new studies analysed exactly once, across a restart
+"""`python -m services.bridge pacs watch` against a real Orthanc: new studies analysed exactly once, across a restart
 of the watcher and an outage of the PACS."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.contract.paths import REPO_ROOT
-from tests.gateway.pacs.helpers import PNEUMONIA, new_study, our_srs, pacs_command, wait_for_srs
+from tests.bridge.pacs.helpers import PNEUMONIA, new_study, our_srs, pacs_command, wait_for_srs
 
 
 class Watcher:

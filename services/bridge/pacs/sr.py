@@ -110,8 +110,43 @@ def _texts(analysis: Analysis) -> hd.sr.ContainerContentItem:
     return container
 
 
+# What an SR must copy from its image. Type 1 must have a value: without one no SR can reference the image.
+# Type 2 must be present but may be empty, and images often lack them (no birth date, no accession number):
+# the SR carries them empty, as PS3.3 allows, rather than failing (highdicom reads each one).
+TYPE_1 = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+TYPE_2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+class SourceIncomplete(ValueError):
+    """The image lacks a Type 1 attribute an SR must reference; the message names which."""
+
+
+def _completed(source: Dataset) -> Dataset:
+    missing = [keyword for keyword in TYPE_1 if not source.get(keyword)]
+    if missing:
+        raise SourceIncomplete(f"the image has no {', '.join(missing)}: an SR cannot reference it")
+    completed = Dataset()  # a dataset of its own over the same elements: the image itself is not changed
+    for element in source:
+        completed.add(element)
+    for keyword in TYPE_2:
+        if keyword not in completed:
+            setattr(completed, keyword, "")
+    return completed
+
+
 def build(source: Dataset, analysis: Analysis, series_number: int = 990) -> Dataset:
     """The SR for one analysed instance; `source` is the image itself (its study and patient modules are copied)."""
+    source = _completed(source)
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=DEVICE_UID, name="cxr-serve", manufacturer_name="cxr-serve")
     context = hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(observer_type=codes.DCM.Device, observer_identifying_attributes=device)

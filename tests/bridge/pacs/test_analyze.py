@@ -1,4 +1,4 @@
-"""`python -m gateway pacs analyze --study UID` against a real Orthanc: QIDO, WADO, the gateway, STOW of a TID 1500 SR."""
+"""`python -m services.bridge pacs analyze --study UID` against a real Orthanc: QIDO, WADO, the gateway, STOW of a TID 1500 SR."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ComprehensiveSRStorage, generate_uid
 
-from gateway.pacs import sr
+from services.bridge.pacs import sr
+from tests.bridge.pacs.helpers import NORMAL, PNEUMONIA, measurement_groups, our_srs, run_pacs, texts_of, upload
 from tests.dicom_files import SECRETS, from_jpeg
-from tests.gateway.pacs.helpers import NORMAL, PNEUMONIA, measurement_groups, our_srs, run_pacs, texts_of, upload
 
 
 @pytest.fixture(scope="module")

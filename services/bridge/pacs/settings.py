@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.clinical.content import Language
 from services.contract.dicom import DicomPolicy
 
 
@@ -21,7 +20,7 @@ class PacsSettings(BaseSettings):
     password_file: Path | None = None  # e.g. a mounted secret
     gateway_url: str = "http://127.0.0.1:8080"
     gateway_api_key: SecretStr | None = None
-    language: Language = "en"
+    language: Literal["en", "zh"] = "en"  # the gateway's languages
     modalities: Annotated[list[str], NoDecode] = sorted(DicomPolicy.modalities)
     concurrency: int = Field(default=2, ge=1, le=64)
     timeout_s: float = Field(default=600.0, gt=0)  # per image, through the whole pipeline

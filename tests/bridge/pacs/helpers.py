@@ -51,7 +51,7 @@ def wait_for_srs(client: DICOMwebClient, study_uid: str, count: int, timeout_s: 
 
 
 def pacs_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gateway", "pacs", *args]
+    return [sys.executable, "-m", "services.bridge", "pacs", *args]
 
 
 def run_pacs(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,78 @@
+"""The bridge's operations endpoint (CXR_BRIDGE_HTTP_PORT): liveness, readiness and Prometheus metrics.
+
+`/health` is 200 while the process serves; `/ready` is 200 while the Storage SCP listens and the state
+database answers (the gateway being away does not make the bridge unready: it keeps receiving and queues);
+`/metrics` has the instances per state (a dead-letter count above 0 wants an operator), and C-STORE and
+analysis outcomes. No patient data, no UIDs in labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.bridge.spool import STATES, Spool
+
+
+@dataclass
+class BridgeMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.c_store = Counter("bridge_c_store", "C-STORE requests by outcome", ["outcome"], registry=self.registry)
+        self.analysis = Counter("bridge_analysis", "Analysis attempts by outcome", ["outcome"], registry=self.registry)
+
+    def watch(self, spool: Spool) -> None:
+        self.registry.register(_Instances(spool))
+
+
+class _Instances(Collector):
+    def __init__(self, spool: Spool) -> None:
+        self._spool = spool
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("bridge_instances", "Received instances by state", labels=["state"])
+        counts = self._spool.counts()
+        for state in STATES:
+            family.add_metric([state], counts.get(state, 0))
+        yield family
+
+
+def app(spool: Spool, metrics: BridgeMetrics, listening: Callable[[], bool]) -> FastAPI:
+    ops = FastAPI(title="cxr-serve bridge", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @ops.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @ops.get("/ready")
+    async def ready() -> JSONResponse:
+        try:
+            counts = spool.counts()
+        except Exception as error:  # noqa: BLE001 - whatever the database raises, the verdict is "not ready"
+            return JSONResponse({"ready": False, "detail": f"state database: {type(error).__name__}"}, status_code=503)
+        if not listening():
+            return JSONResponse({"ready": False, "detail": "the Storage SCP is not listening"}, status_code=503)
+        return JSONResponse({"ready": True, "instances": counts})
+
+    @ops.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return ops
+
+
+class Server(uvicorn.Server):
+    """uvicorn inside the bridge's own event loop: the bridge handles SIGTERM itself, then sets should_exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
