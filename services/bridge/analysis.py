@@ -20,6 +20,8 @@ import time
 import httpx
 from prometheus_client import Counter
 
+from services.bridge.pacs.analyze import gateway_client as pacs_client
+from services.bridge.pacs.analyze import reason
 from services.bridge.settings import BridgeSettings
 from services.bridge.spool import Received, Spool
 
@@ -29,13 +31,6 @@ log = logging.getLogger("bridge")
 # up within it, and a clock jump never strands a retry for long.
 _IDLE_S = 5.0
 _ALWAYS_REFUSED = frozenset(range(400, 500)) - {401, 408, 429}
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])[:300]
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
 
 
 class Analyzer:
@@ -84,10 +79,10 @@ class Analyzer:
         except httpx.HTTPError as error:
             return await self._retry(item, f"gateway unreachable ({type(error).__name__})")
         if response.status_code in _ALWAYS_REFUSED:
-            await asyncio.to_thread(self._spool.finish, item.sop_instance_uid, "refused", _reason(response))
+            await asyncio.to_thread(self._spool.finish, item.sop_instance_uid, "refused", reason(response))
             return "refused"
         if response.status_code != 200:
-            return await self._retry(item, f"gateway answered {response.status_code}: {_reason(response)}")
+            return await self._retry(item, f"gateway answered {response.status_code}: {reason(response)}")
         answer = response.json()
         if answer["cxr"]["status"] != "complete":
             failed = "; ".join(warning["stage"] for warning in answer["cxr"]["warnings"])
@@ -107,6 +102,4 @@ class Analyzer:
 
 def gateway_client(settings: BridgeSettings) -> httpx.AsyncClient:
     key = settings.gateway_api_key
-    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key is not None else {}
-    timeout = httpx.Timeout(settings.gateway_timeout_s, connect=10.0)
-    return httpx.AsyncClient(base_url=settings.gateway_url, headers=headers, timeout=timeout, trust_env=False)
+    return pacs_client(settings.gateway_url, key.get_secret_value() if key else None, settings.gateway_timeout_s)

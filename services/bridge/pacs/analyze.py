@@ -32,9 +32,10 @@ def _part10(dataset: Dataset) -> bytes:
     return out.getvalue()
 
 
-def _reason(response: httpx.Response) -> str:
+def reason(response: httpx.Response) -> str:
+    """The gateway's own message for a refusal (its OpenAI-shaped error), else the status."""
     try:
-        return str(response.json()["error"]["message"])
+        return str(response.json()["error"]["message"])[:300]
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"
 
@@ -49,9 +50,9 @@ async def analyze_instance(pacs: Pacs, gateway: httpx.AsyncClient, ref: Instance
     except httpx.HTTPError as error:
         return Outcome(ref, "failed", f"gateway unreachable ({type(error).__name__})")
     if 400 <= response.status_code < 500 and response.status_code not in (401, 408, 429):
-        return Outcome(ref, "refused", _reason(response))
+        return Outcome(ref, "refused", reason(response))
     if response.status_code != 200:
-        return Outcome(ref, "failed", f"{response.status_code}: {_reason(response)}")
+        return Outcome(ref, "failed", f"{response.status_code}: {reason(response)}")
     answer = response.json()
     cxr = answer["cxr"]
     if cxr["status"] != "complete":  # a partial result is not written back: the next run tries again
