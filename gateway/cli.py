@@ -134,6 +134,7 @@ def serve() -> int:
         log_config=None,
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     return 0
 

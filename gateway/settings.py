@@ -187,6 +187,9 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
     # HTTPS: a PEM certificate (chain) and its key; without them plain HTTP, meant for 127.0.0.1 only.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # After SIGTERM, requests in flight get this long to finish; then the connections still open are closed (a
+    # client that never closes one would otherwise hold the stop for ever). Kubernetes waits 30 s by default.
+    shutdown_grace_s: int = Field(default=20, ge=1)
     # file:// image URLs are refused unless they resolve under this folder.
     image_folder: Path | None = None
     # http(s) image URLs would make the gateway fetch from the network: off unless an operator opts in.

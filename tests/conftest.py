@@ -24,6 +24,7 @@ from scripts.launcher.commands import gateway_env
 from scripts.launcher.config import StackConfig
 from scripts.launcher.process import LauncherProcess, free_port, port_overrides
 from services.contract.paths import REPO_ROOT
+from tests.tls import hospital_ca_and_certificate
 
 SAMPLES = REPO_ROOT / "models" / "samples"
 STARTUP_TIMEOUT_S = 900
@@ -147,3 +148,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.model_servers)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> dict[str, str]:
+    """A hospital CA and a gateway certificate it signed: {"ca", "cert", "key"} → PEM file paths."""
+    return hospital_ca_and_certificate(tmp_path_factory.mktemp("tls"))

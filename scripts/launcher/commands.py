@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from scripts.launcher.config import RoleConfig, StackConfig
 from services.contract.paths import REPO_ROOT
@@ -147,11 +147,13 @@ def _gateway(stack: StackConfig, environ: Mapping[str, str]) -> ServiceCommand:
     )
 
 
-def bridge_env(stack: StackConfig, gateway_url: str, state_dir: Path = REPO_ROOT / "logs" / "bridge") -> dict[str, str]:
+def bridge_env(
+    stack: StackConfig, gateway_url: str, state_dir: PurePath = REPO_ROOT / "logs" / "bridge", host: str | None = None
+) -> dict[str, str]:
     """The bridge's settings derived from the stack: its ports and AE title, and the gateway it calls."""
     bridge = stack.bridge
     return {
-        "CXR_BRIDGE_HOST": bridge.host,
+        "CXR_BRIDGE_HOST": host or bridge.host,
         "CXR_BRIDGE_PORT": str(bridge.port),
         "CXR_BRIDGE_HTTP_PORT": str(bridge.http_port),
         "CXR_BRIDGE_AE_TITLE": bridge.ae_title,

@@ -17,7 +17,14 @@ from typing import Any
 
 import yaml
 
-from scripts.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, model_server_env, vllm_server_args
+from scripts.launcher.commands import (
+    VLLM_SERVER_MODULE,
+    bridge_env,
+    classifier_env,
+    gateway_env,
+    model_server_env,
+    vllm_server_args,
+)
 from scripts.launcher.config import StackConfig, load
 from services.contract.paths import REPO_ROOT
 
@@ -42,6 +49,8 @@ def vllm_container_args(stack: StackConfig, role: str) -> list[str]:
 # The audit trail outlives containers: a volume, never the image's (read-only, non-root) /app.
 AUDIT_MOUNT = "/var/lib/cxr-serve/audit"
 TLS_MOUNT = "/etc/cxr-serve/tls"
+# The bridge's spool and state database (services/bridge/state.py): a volume; one bridge per volume.
+BRIDGE_STATE_MOUNT = "/var/lib/cxr-serve/bridge"
 GATEWAY_REPLICAS = 3  # the seeds' Kubernetes example; the PodDisruptionBudget keeps two through a drain
 INGRESS_HOST = "cxr-serve.hospital.example"  # replace with the hospital's name for the gateway (README, Kubernetes)
 # The GPU topologies (README, "GPUs per deployment"): compose shares one GPU between both vLLM servers and the
@@ -183,12 +192,40 @@ def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
     }
 
 
+def bridge_container_env(stack: StackConfig) -> dict[str, str]:
+    """`make run`'s bridge settings, listening on every interface, calling the gateway by its service name."""
+    gateway_url = f"http://gateway:{stack.gateway.port}"  # https:// in bridge.env where the gateway has TLS
+    return bridge_env(stack, gateway_url, PurePosixPath(BRIDGE_STATE_MOUNT), host="0.0.0.0")
+
+
+def _compose_bridge(stack: StackConfig) -> dict[str, Any]:
+    bridge = stack.bridge
+    return {
+        "image": _image(stack, "bridge"),
+        "build": _build(stack, "deploy/bridge.Dockerfile"),
+        "user": _user(stack),
+        "environment": bridge_container_env(stack),
+        # The destinations (CXR_BRIDGE_SR_*, _STOW_*, _RIS_*), the gateway's API key, an allow-list of callers:
+        # this file, never committed (README, Integration).
+        "env_file": [{"path": "bridge.env", "required": False}],
+        "volumes": [f"bridge:{BRIDGE_STATE_MOUNT}"],
+        # DIMSE is published for the modalities and the PACS; /metrics stays inside (Prometheus scrapes it).
+        "ports": [f"{COMPOSE_PUBLISH_ADDRESS}:{bridge.port}:{bridge.port}"],
+        # Started with the gateway, not after it is healthy: the bridge receives and queues while it is away.
+        "depends_on": {"gateway": {"condition": "service_started"}},
+        "healthcheck": {"test": _health_command(bridge.http_port, "/ready"), "interval": "10s", "retries": 3},
+        "networks": ["frontend"],
+        "restart": "unless-stopped",
+    }
+
+
 def compose(stack: StackConfig) -> dict[str, Any]:
     services: dict[str, Any] = {
         SERVICE_NAMES[role]: _compose_vllm(stack, role) for role, cfg in stack.roles.items() if cfg.engine == "vllm"
     }
     services["classifier"] = _compose_classifier(stack)
     services["gateway"] = _compose_gateway(stack)
+    services["bridge"] = _compose_bridge(stack)
     services["prometheus"] = {
         "image": stack.containers.images["prometheus"],
         "profiles": ["monitoring"],  # docker compose --profile monitoring up
@@ -199,7 +236,8 @@ def compose(stack: StackConfig) -> dict[str, Any]:
         "name": f"cxr-serve-{stack.profile}",
         "services": services,
         "networks": {"backend": {"internal": True}, "frontend": {}},
-        "volumes": {"audit": {}},  # the gateway's audit trail (one writer: one gateway container)
+        # the gateway's audit trail (one writer: one gateway container); the bridge's state (one bridge)
+        "volumes": {"audit": {}, "bridge": {}},
     }
 
 
@@ -332,6 +370,45 @@ def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
     }
     audit = {"name": "audit", "persistentVolumeClaim": {"claimName": "cxr-audit"}}
     return _deployment(stack, "gateway", container, [_models_volume(), audit], replicas=GATEWAY_REPLICAS)
+
+
+def _k8s_bridge(stack: StackConfig) -> dict[str, Any]:
+    bridge = stack.bridge
+    container = {
+        "name": "bridge",
+        "image": _image(stack, "bridge"),
+        # Destinations and the gateway's key: the Secret cxr-bridge (kubectl create secret generic cxr-bridge
+        # --from-env-file=bridge.env), optional while nothing is sent anywhere.
+        "envFrom": [{"configMapRef": {"name": "cxr-bridge"}}, {"secretRef": {"name": "cxr-bridge", "optional": True}}],
+        "ports": [{"containerPort": bridge.port, "name": "dicom"}, {"containerPort": bridge.http_port, "name": "http"}],
+        # /ready: the Storage SCP listens and the state database answers (the gateway away does not matter).
+        "readinessProbe": _probe(bridge.http_port, "/ready", 5),
+        "livenessProbe": _probe(bridge.http_port, "/health", 10),
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "volumeMounts": [{"name": "state", "mountPath": BRIDGE_STATE_MOUNT}],
+    }
+    state = {"name": "state", "persistentVolumeClaim": {"claimName": "cxr-bridge-state"}}
+    deployment = _deployment(stack, "bridge", container, [state])
+    # One process owns the state folder (SQLite's lock): the old pod stops before the new one starts.
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    return deployment
+
+
+def _bridge_services(stack: StackConfig) -> list[dict[str, Any]]:
+    """DIMSE for the modalities and the PACS outside the cluster (a LoadBalancer: the site's own address
+    pool, e.g. MetalLB); the operations port inside only, for Prometheus."""
+    bridge = stack.bridge
+    dicom = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "bridge-dicom", "labels": _labels("bridge")},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": _labels("bridge"),
+            "ports": [{"name": "dicom", "port": bridge.port, "targetPort": bridge.port, "protocol": "TCP"}],
+        },
+    }
+    return [dicom, _service("bridge", bridge.http_port)]
 
 
 def _service(name: str, port: int) -> dict[str, Any]:
@@ -482,7 +559,15 @@ def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
         "configmap-gateway.yaml": [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cxr-gateway"}, "data": gateway_container_env(stack)}
         ],
-        "storage.yaml": [_claim("cxr-models", "5Gi"), _claim("cxr-audit", "10Gi", "ReadWriteMany")]
+        "configmap-bridge.yaml": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cxr-bridge"}, "data": bridge_container_env(stack)}
+        ],
+        "bridge.yaml": [_k8s_bridge(stack), *_bridge_services(stack)],
+        "storage.yaml": [
+            _claim("cxr-models", "5Gi"),
+            _claim("cxr-audit", "10Gi", "ReadWriteMany"),
+            _claim("cxr-bridge-state", "20Gi", "ReadWriteOnce"),
+        ]
         + ([_claim("cxr-hf-cache", "100Gi")] if stack.accelerator == "gpu" else []),
         "networkpolicy.yaml": [_backend_policy(stack), *_egress_policies(stack)],
         "gateway.yaml": [
@@ -519,7 +604,11 @@ def _kustomization(file_names: list[str]) -> dict[str, Any]:
 
 def prometheus(stack: StackConfig) -> dict[str, Any]:
     """Scrape every component's /metrics by its compose service name."""
-    targets = {"gateway": stack.gateway.port, **{SERVICE_NAMES[r]: cfg.port for r, cfg in stack.roles.items()}}
+    targets = {
+        "gateway": stack.gateway.port,
+        "bridge": stack.bridge.http_port,
+        **{SERVICE_NAMES[r]: cfg.port for r, cfg in stack.roles.items()},
+    }
     return {
         "global": {"scrape_interval": "15s"},
         "scrape_configs": [

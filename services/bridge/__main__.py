@@ -1,9 +1,10 @@
 """`python -m services.bridge`: the Storage SCP and the analyser, until SIGTERM or SIGINT; and the operator's CLI.
 
     python -m services.bridge                     serve (the default)
-    python -m services.bridge status              instances per state
-    python -m services.bridge dead-letters        what will not be analysed without an operator, and why
-    python -m services.bridge replay SOP_UID      put one back in the queue (--all: every dead letter)
+    python -m services.bridge status              instances per state, deliveries per destination and state
+    python -m services.bridge dead-letters        what will not be analysed or delivered without an operator, and why
+    python -m services.bridge replay SOP_UID      put one back in the queue and the outbox (--all: every dead letter;
+                                                  --destination NAME: only that destination's deliveries)
     python -m services.bridge pacs analyze|watch  DICOMweb: studies read from a PACS, SRs stored back (pacs/)
 
 The CLI reads and writes the state database of CXR_BRIDGE_STATE_DIR beside a running bridge (SQLite, WAL);
@@ -23,12 +24,13 @@ import time
 
 import uvicorn
 
-from services.bridge import ops, scp
+from services.bridge import destinations, ops, scp
 from services.bridge.analysis import Analyzer, gateway_client
+from services.bridge.delivery import Deliverer
 from services.bridge.ops import BridgeMetrics
 from services.bridge.pacs import cli as pacs_cli
 from services.bridge.settings import BridgeSettings
-from services.bridge.spool import Spool
+from services.bridge.state import State, open_state
 from services.contract import jsonlog
 
 log = logging.getLogger("bridge")
@@ -39,40 +41,44 @@ async def serve(settings: BridgeSettings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    spool = Spool(settings.state_dir)
+    state = open_state(settings.state_dir)
+    sending = destinations.configured(settings)
     metrics = BridgeMetrics()
-    metrics.watch(spool)
+    metrics.watch(state, sending)
     async with gateway_client(settings) as gateway:
-        analyzer = Analyzer(spool, gateway, settings, metrics.analysis)
+        deliverer = Deliverer(state.outbox, state.spool, sending, settings, metrics.delivery)
+        analyzer = Analyzer(state.spool, gateway, settings, metrics.analysis, list(sending), deliverer.wake.set)
 
         def wake() -> None:  # from an association's thread
             loop.call_soon_threadsafe(analyzer.wake.set)
 
-        store = scp.StoreHandler(spool, settings, wake, metrics.c_store)
+        store = scp.StoreHandler(state.spool, settings, wake, metrics.c_store)
         ae = scp.application_entity(settings)
         server = ae.start_server((settings.host, settings.port), block=False, evt_handlers=scp.handlers(store))
         assert server is not None, "a non-blocking start returns its server"
         listening = threading.Event()  # cleared once shutdown begins
         listening.set()
         config = uvicorn.Config(
-            ops.app(spool, metrics, listening.is_set), host=settings.host, port=settings.http_port, log_config=None
+            ops.app(state, metrics, listening.is_set), host=settings.host, port=settings.http_port, log_config=None
         )
         http = ops.Server(config)
         bound = config.bind_socket()  # the port is open before the ready line; in use: the start fails here
-        tasks = [asyncio.create_task(analyzer.run()), asyncio.create_task(http.serve(sockets=[bound]))]
+        work = [asyncio.create_task(analyzer.run()), asyncio.create_task(deliverer.run())]
+        tasks = [*work, asyncio.create_task(http.serve(sockets=[bound]))]
         fields = {"port": settings.port, "http_port": settings.http_port, "ae_title": settings.ae_title}
-        log.info("ready", extra={"fields": {**fields, **spool.counts()}})
+        log.info("ready", extra={"fields": {**fields, **state.spool.counts(), "destinations": sorted(sending)}})
         try:
             await stop.wait()
         finally:
             listening.clear()
             server.shutdown()  # no new associations; those in progress finish their C-STORE
             http.should_exit = True
-            tasks[0].cancel()
+            for task in work:
+                task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            spool.close()
+            state.close()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,22 +91,30 @@ def _parser() -> argparse.ArgumentParser:
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("sop_instance_uid", nargs="?", help="the instance to replay")
     which.add_argument("--all", action="store_true", help="every dead letter")
+    replay.add_argument("--destination", help="only deliveries to this destination (pacs-dimse, pacs-stow, ris)")
     pacs_cli.add_parser(commands)
     return parser
 
 
-def _operate(command: str, args: argparse.Namespace, spool: Spool) -> int:
+def _operate(command: str, args: argparse.Namespace, state: State) -> int:
     if command == "status":
-        for state, count in sorted(spool.counts().items()):
-            print(f"{state:<10} {count}")
+        for name, count in sorted(state.spool.counts().items()):
+            print(f"{name:<10} {count}")
+        for (destination, name), count in sorted(state.outbox.counts().items()):
+            print(f"{destination} {name:<10} {count}")
         return 0
     if command == "dead-letters":
-        for sop, state, attempts, why in spool.dead_letters():
-            print(f"{sop}  {state}  after {attempts} attempt(s): {why}")
+        for sop, name, attempts, why in state.spool.dead_letters():
+            print(f"{sop}  {name}  after {attempts} attempt(s): {why}")
+        for sop, destination, attempts, why in state.outbox.dead_letters():
+            print(f"{sop}  undelivered to {destination}  after {attempts} attempt(s): {why}")
         return 0
-    replayed = spool.replay(None if args.all else args.sop_instance_uid, time.time())
-    print(f"{replayed} instance(s) back in the queue")
-    return 0 if replayed else 1
+    which: str | None = None if args.all else args.sop_instance_uid
+    now = time.time()
+    instances = 0 if args.destination else state.spool.replay(which, now)
+    deliveries = state.outbox.replay(which, args.destination, now)
+    print(f"{instances} instance(s) back in the queue, {deliveries} delivery(ies) back in the outbox")
+    return 0 if instances or deliveries else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines name the peers' AE titles per PDU
         asyncio.run(serve(settings))
         return 0
-    spool = Spool(settings.state_dir)
+    state = open_state(settings.state_dir)
     try:
-        return _operate(command, args, spool)
+        return _operate(command, args, state)
     finally:
-        spool.close()
+        state.close()
 
 
 if __name__ == "__main__":

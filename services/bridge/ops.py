@@ -2,8 +2,8 @@
 
 `/health` is 200 while the process serves; `/ready` is 200 while the Storage SCP listens and the state
 database answers (the gateway being away does not make the bridge unready: it keeps receiving and queues);
-`/metrics` has the instances per state (a dead-letter count above 0 wants an operator), and C-STORE and
-analysis outcomes. No patient data, no UIDs in labels.
+`/metrics` has the instances per state and the deliveries per destination and state (a `dead` count above
+0 wants an operator), and the C-STORE, analysis and delivery outcomes. No patient data, no UIDs in labels.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.bridge.spool import STATES, Spool
+from services.bridge.outbox import DELIVERY_STATES
+from services.bridge.spool import STATES
+from services.bridge.state import State
 
 
 @dataclass
@@ -29,24 +31,35 @@ class BridgeMetrics:
     def __post_init__(self) -> None:
         self.c_store = Counter("bridge_c_store", "C-STORE requests by outcome", ["outcome"], registry=self.registry)
         self.analysis = Counter("bridge_analysis", "Analysis attempts by outcome", ["outcome"], registry=self.registry)
+        self.delivery = Counter(
+            "bridge_delivery", "Delivery attempts by destination and outcome", ["destination", "outcome"], registry=self.registry
+        )
 
-    def watch(self, spool: Spool) -> None:
-        self.registry.register(_Instances(spool))
+    def watch(self, state: State, destinations: Iterable[str]) -> None:
+        self.registry.register(_Queues(state, tuple(destinations)))
 
 
-class _Instances(Collector):
-    def __init__(self, spool: Spool) -> None:
-        self._spool = spool
+class _Queues(Collector):
+    def __init__(self, state: State, destinations: tuple[str, ...]) -> None:
+        self._state = state
+        self._destinations = destinations
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("bridge_instances", "Received instances by state", labels=["state"])
-        counts = self._spool.counts()
+        instances = GaugeMetricFamily("bridge_instances", "Received instances by state", labels=["state"])
+        counts = self._state.spool.counts()
         for state in STATES:
-            family.add_metric([state], counts.get(state, 0))
-        yield family
+            instances.add_metric([state], counts.get(state, 0))
+        yield instances
+        labels = ["destination", "state"]
+        deliveries = GaugeMetricFamily("bridge_deliveries", "Deliveries by destination and state", labels=labels)
+        queued = self._state.outbox.counts()
+        for destination in sorted(set(self._destinations) | {name for name, _ in queued}):
+            for delivery_state in DELIVERY_STATES:
+                deliveries.add_metric([destination, delivery_state], queued.get((destination, delivery_state), 0))
+        yield deliveries
 
 
-def app(spool: Spool, metrics: BridgeMetrics, listening: Callable[[], bool]) -> FastAPI:
+def app(state: State, metrics: BridgeMetrics, listening: Callable[[], bool]) -> FastAPI:
     ops = FastAPI(title="cxr-serve bridge", docs_url=None, redoc_url=None, openapi_url=None)
 
     @ops.get("/health")
@@ -56,7 +69,7 @@ def app(spool: Spool, metrics: BridgeMetrics, listening: Callable[[], bool]) -> 
     @ops.get("/ready")
     async def ready() -> JSONResponse:
         try:
-            counts = spool.counts()
+            counts = state.spool.counts()
         except Exception as error:  # noqa: BLE001 - whatever the database raises, the verdict is "not ready"
             return JSONResponse({"ready": False, "detail": f"state database: {type(error).__name__}"}, status_code=503)
         if not listening():

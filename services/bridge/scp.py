@@ -40,6 +40,7 @@ def application_entity(settings: BridgeSettings) -> AE:
     ae = AE(ae_title=settings.ae_title)
     ae.supported_contexts = [*StoragePresentationContexts, *VerificationPresentationContexts]
     ae.require_calling_aet = list(settings.allowed_callers)  # empty: any caller
+    ae.network_timeout = settings.network_timeout_s
     return ae
 
 
@@ -87,5 +88,14 @@ def on_echo(_event: Event) -> int:
     return SUCCESS
 
 
+def on_connection(event: Event) -> None:
+    """Every read of an accepted connection gets the AE's network timeout. pynetdicom sets it on the listening
+    socket only, and an accepted socket does not inherit it: a peer that claims a 2 GB PDU and goes silent
+    would hold its thread for ever. With it, the read fails, the association ends, its buffer goes."""
+    connection = event.assoc.dul.socket
+    if connection is not None and connection.socket is not None:
+        connection.socket.settimeout(event.assoc.ae.network_timeout)
+
+
 def handlers(store: StoreHandler) -> list[EventHandlerType]:
-    return [(evt.EVT_C_STORE, store), (evt.EVT_C_ECHO, on_echo)]
+    return [(evt.EVT_C_STORE, store), (evt.EVT_C_ECHO, on_echo), (evt.EVT_CONN_OPEN, on_connection)]

@@ -24,6 +24,9 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
     http_port: int = Field(default=8090, ge=1, le=65535)  # /health, /ready, /metrics (services/bridge/ops.py)
     # Calling AE titles allowed to associate (comma-separated); empty: any. Others are rejected at association.
     allowed_callers: Annotated[list[str], NoDecode] = []
+    # A peer silent this long mid-PDU or between PDUs loses its association (a claimed length of 2 GB that never
+    # comes, a half-open connection): the thread and the buffer go with it.
+    network_timeout_s: float = Field(default=60.0, gt=0)
     # The largest dataset accepted; larger ones are refused with "out of resources" (0xA700).
     max_dataset_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
@@ -33,6 +36,7 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
     # The gateway, called like any HIS: /v1/analyze with the instance as it arrived.
     gateway_url: str = "http://127.0.0.1:8080"
     gateway_api_key: SecretStr | None = None
+    gateway_ca_file: Path | None = None  # the hospital CA that signed an HTTPS gateway's certificate
     gateway_timeout_s: float = Field(default=600.0, gt=0)
     language: Literal["en", "zh"] = "en"
     concurrency: int = Field(default=2, ge=1, le=64)  # analyses in flight at once
@@ -40,6 +44,22 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
     retry_base_s: float = Field(default=5.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=20, ge=1)
+
+    # Results out (services/bridge/destinations.py): each destination is off until its address is set, and has
+    # its own outbox rows (services/bridge/outbox.py), retried on the schedule above, then dead-lettered.
+    sr_host: str | None = None  # the SR by C-STORE to the PACS: its host, port and AE title
+    sr_port: int = Field(default=104, ge=1, le=65535)
+    sr_ae_title: str = Field(default="PACS", pattern=AE_TITLE)
+    stow_url: str | None = Field(default=None, pattern=r"^https?://")  # the SR by STOW-RS: the PACS's DICOMweb root
+    stow_username: str | None = None
+    stow_password: SecretStr | None = None
+    ris_host: str | None = None  # the ORU^R01 over MLLP to the RIS: its host and port
+    ris_port: int = Field(default=2575, ge=1, le=65535)
+    ris_application: str = "RIS"  # MSH-5 (MSH-3, the sending application, is the AE title)
+    ris_facility: str = ""  # MSH-6
+    facility: str = ""  # MSH-4: the sending facility
+    # One delivery's deadline: the association or connection, and the answer (C-STORE response, STOW, ACK).
+    send_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("allowed_callers", mode="before")
     @classmethod

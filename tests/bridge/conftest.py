@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from scripts.launcher.process import free_port
+from scripts.peers.ris import RisPeer
 from services.contract.paths import REPO_ROOT
 from tests.conftest import SAMPLES
 from tests.dicom_files import from_jpeg
@@ -73,6 +75,12 @@ class Bridge:
         with sqlite3.connect(f"file:{self.state_dir / 'state.sqlite3'}?mode=ro", uri=True) as db:
             return db.execute("SELECT sop_instance_uid, state, attempts, detail FROM instances ORDER BY received_at").fetchall()
 
+    def deliveries(self) -> list[tuple[str, str, str, int, str]]:
+        """(SOP Instance UID, destination, state, attempts, detail) of every delivery, from the state database."""
+        with sqlite3.connect(f"file:{self.state_dir / 'state.sqlite3'}?mode=ro", uri=True) as db:
+            columns = "sop_instance_uid, destination, state, attempts, detail"
+            return db.execute(f"SELECT {columns} FROM deliveries ORDER BY sop_instance_uid, destination").fetchall()
+
     def result(self, sop: str) -> str | None:
         with sqlite3.connect(f"file:{self.state_dir / 'state.sqlite3'}?mode=ro", uri=True) as db:
             (result,) = db.execute("SELECT result FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchone()
@@ -106,6 +114,14 @@ def x_ray(folder: Path, name: str = "dx", **header: str) -> Path:
     path = folder / f"{name}.dcm"
     path.write_bytes(from_jpeg(JPEG, "mono2-8bit", **header))
     return path
+
+
+@pytest.fixture
+def ris() -> Iterator[RisPeer]:
+    peer = RisPeer().start()
+    yield peer
+    with contextlib.suppress(AssertionError):  # a test may have stopped it
+        peer.stop()
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,16 @@ def test_make_run_starts_the_bridge_in_front_of_the_gateway(stack, tmp_path):
         return ready["instances"].get("analysed", 0) >= 1
 
     wait_until(analysed, 300, "the pushed X-ray analysed by the stack's gateway")
+
+
+def test_an_https_gateway_is_reached_only_through_the_hospital_ca_it_is_told_of(start_bridge, start_gateway, tls_files, tmp_path):
+    gateway = start_gateway(GATEWAY_TLS_CERT_FILE=tls_files["cert"], GATEWAY_TLS_KEY_FILE=tls_files["key"])
+    assert gateway.url.startswith("https://")
+    untrusting = start_bridge("untrusting", CXR_BRIDGE_GATEWAY_URL=gateway.url, CXR_BRIDGE_RETRY_BASE_S="30")
+    _push(untrusting, x_ray(tmp_path, "first"))
+    wait_until(lambda: untrusting.rows()[0][2] >= 1, 60, "a first attempt")
+    assert untrusting.rows()[0][1:4:2] == ("received", "gateway unreachable (ConnectError)")  # the certificate refused
+    untrusting.stop()
+    trusting = start_bridge("trusting", CXR_BRIDGE_GATEWAY_URL=gateway.url, CXR_BRIDGE_GATEWAY_CA_FILE=tls_files["ca"])
+    _push(trusting, x_ray(tmp_path, "second"))
+    wait_until(lambda: trusting.rows()[0][1] == "analysed", 600, "analysed over HTTPS")

@@ -7,7 +7,10 @@ need (what arrived stays spooled). The analysis through a real gateway is in tes
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -77,6 +80,20 @@ def test_a_truncated_dataset_is_refused_and_the_bridge_keeps_serving(start_bridg
     status, comment = store_status(bridge, truncated)
     assert status == 0xC000 and "truncated" in comment
     assert store_status(bridge, x_ray(tmp_path, "after")) == (0, "")  # still serving
+    assert len(bridge.rows()) == 1
+
+
+def test_a_2_gb_claimed_pdu_length_costs_no_memory_and_is_dropped_when_the_peer_goes_silent(start_bridge, tmp_path):
+    bridge = start_bridge(CXR_BRIDGE_NETWORK_TIMEOUT_S="2")
+    with socket.create_connection(("127.0.0.1", bridge.port), timeout=30) as hostile:
+        # An A-ASSOCIATE-RQ PDU whose length field claims 2 GiB, then a little of it, then nothing.
+        hostile.sendall(struct.pack(">BBL", 0x01, 0, 2**31) + b"\0" * 1024)
+        echo = subprocess.run(["echoscu", "-aec", "CXRSERVE", "127.0.0.1", str(bridge.port)], capture_output=True, timeout=30)
+        assert echo.returncode == 0  # others are served meanwhile
+        rss_kib = int(Path(f"/proc/{bridge.process.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+        assert rss_kib < 400 * 1024  # nothing is allocated for the claim
+        wait_until(lambda: "before the entire PDU was received" in bridge.log.read_text(), 20, "the association dropped")
+    assert store_status(bridge, x_ray(tmp_path)) == (0, "")  # and a real C-STORE after it
     assert len(bridge.rows()) == 1
 
 

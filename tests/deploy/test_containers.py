@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,10 +21,12 @@ import pytest
 
 from scripts.containers import base_image, engine, images, wheel_mirror
 from scripts.launcher import config, manifests
-from scripts.launcher.commands import VLLM_SERVER_MODULE, classifier_env, gateway_env, model_server_env
+from scripts.launcher.commands import VLLM_SERVER_MODULE, bridge_env, classifier_env, gateway_env, model_server_env
 from scripts.launcher.config import StackConfig
 from services.contract.paths import REPO_ROOT
+from tests.conftest import SAMPLES
 from tests.deploy.launch import native_vllm_args, without_deployment_specifics
+from tests.dicom_files import from_jpeg
 from tests.gateway.conftest import xray_message
 from tests.waiting import wait_until
 
@@ -136,14 +139,15 @@ def test_both_pass_through_models_and_the_classifier_answer(compose_stack, sampl
     assert "predicted_class" in classified.choices[0].message.content
 
 
-def test_only_the_gateway_publishes_a_port_and_only_on_loopback(compose_stack):
+def test_only_the_gateway_and_the_bridges_dimse_port_are_published_and_only_on_loopback(compose_stack):
     published = {
         entry["Service"]: [p for p in entry.get("Publishers") or [] if p.get("PublishedPort")]
         for entry in map(json.loads, compose_stack.compose("ps", "--format", "json").splitlines())
     }
     port = compose_stack.stack.gateway.port
     assert {service: [(p["URL"], p["PublishedPort"]) for p in ports] for service, ports in published.items() if ports} == {
-        "gateway": [("127.0.0.1", port)]
+        "gateway": [("127.0.0.1", port)],
+        "bridge": [("127.0.0.1", compose_stack.stack.bridge.port)],
     }
 
 
@@ -161,22 +165,41 @@ def test_the_containers_launch_what_make_run_launches(compose_stack):
     assert {key: _env(compose_stack.container("classifier")).get(key) for key in native} == native
     native = _deployment_free(gateway_env(stack))
     assert {key: _env(compose_stack.container("gateway")).get(key) for key in native} == native
+    native = _deployment_free(bridge_env(stack, gateway_url=""))
+    assert {key: _env(compose_stack.container("bridge")).get(key) for key in native} == native
 
 
 def test_no_container_runs_as_root(compose_stack):
     uid = str(compose_stack.stack.containers.user)
-    for service in [*manifests.SERVICE_NAMES.values(), "gateway"]:
+    for service in [*manifests.SERVICE_NAMES.values(), "gateway", "bridge"]:
         assert compose_stack.compose("exec", "-T", service, "id", "-u").strip() == uid, service
 
 
 def test_each_image_carries_only_its_own_services_dependencies(compose_stack):
-    """The worker's image cannot import the gateway's or the bridge's clients, nor the gateway's image an ML runtime."""
+    """The worker's image cannot import the gateway's or the bridge's clients, nor the gateway's image an ML runtime,
+    nor the bridge's image either of them."""
     probe = "import importlib.util as u, sys; sys.stdout.write(','.join(m for m in sys.argv[1:] if u.find_spec(m)))"
     gateway_only = ["openai", "httpx2", "fhir", "yaml", "gateway", "highdicom", "pynetdicom"]
     worker = compose_stack.compose("exec", "-T", "classifier", "python", "-c", probe, *gateway_only, "onnxruntime")
     assert worker.strip() == "onnxruntime"
     gateway = compose_stack.compose("exec", "-T", "gateway", "python", "-c", probe, "onnxruntime", "torch", "openai")
     assert gateway.strip() == "openai"
+    others = ["onnxruntime", "torch", "vllm", "openai", "gateway"]
+    bridge = compose_stack.compose("exec", "-T", "bridge", "python", "-c", probe, *others, "pynetdicom", "hl7apy", "hl7")
+    assert bridge.strip() == "pynetdicom,hl7apy,hl7"
+
+
+def test_an_x_ray_sent_to_the_bridges_published_dimse_port_is_analysed_by_the_gateways_container(compose_stack, tmp_path):
+    bridge = compose_stack.stack.bridge
+    path = tmp_path / "dx.dcm"
+    path.write_bytes(from_jpeg((SAMPLES / XRAY).read_bytes(), "mono2-8bit"))
+    store = ["storescu", "-aec", bridge.ae_title, "127.0.0.1", str(bridge.port), str(path)]
+    assert subprocess.run(store, capture_output=True, timeout=60).returncode == 0
+
+    def analysed() -> bool:
+        return "analysed   1" in compose_stack.compose("exec", "-T", "bridge", "python", "-m", "services.bridge", "status")
+
+    wait_until(analysed, 600, "the X-ray analysed through the gateway's container")
 
 
 def _ready(url: str) -> httpx.Response:

@@ -40,7 +40,13 @@ def test_compose_file_validates_against_the_compose_specification(compose_schema
     compose = yaml.safe_load((DEPLOY / file_name).read_text())
     jsonschema.validators.validator_for(compose_schema)(compose_schema).validate(compose)
     published = {name: svc.get("ports") for name, svc in compose["services"].items() if svc.get("ports")}
-    assert list(published) == ["gateway"]  # only the gateway is reachable from outside
+    # only the gateway and the bridge's DIMSE port (for the modalities and the PACS) are reachable from outside
+    stack = config.load("gpu" if file_name == "docker-compose.yml" else "cpu", env={})
+    assert published == {
+        "gateway": [f"{manifests.COMPOSE_PUBLISH_ADDRESS}:{stack.gateway.port}:{stack.gateway.port}"],
+        "bridge": [f"{manifests.COMPOSE_PUBLISH_ADDRESS}:{stack.bridge.port}:{stack.bridge.port}"],
+    }
+    assert compose["services"]["bridge"]["volumes"] == [f"bridge:{manifests.BRIDGE_STATE_MOUNT}"]  # state outlives it
     assert all(dep["condition"] == "service_healthy" for dep in compose["services"]["gateway"]["depends_on"].values())
 
 
@@ -200,11 +206,31 @@ def test_gpu_compose_shares_one_gpu_and_kubernetes_gives_each_vllm_pod_its_own()
 
 
 @pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_one_bridge_on_its_own_volume_with_dimse_as_a_service(profile):
+    stack = config.load(profile, env={})
+    (deployment,) = _of_kind(profile, "bridge.yaml", "Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}  # one owner
+    pod = deployment["spec"]["template"]["spec"]
+    (claim,) = [volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]]
+    assert claim in {doc["metadata"]["name"] for doc in _of_kind(profile, "storage.yaml", "PersistentVolumeClaim")}
+    (container,) = pod["containers"]
+    assert container["volumeMounts"] == [{"name": "state", "mountPath": manifests.BRIDGE_STATE_MOUNT}]
+    services = {doc["metadata"]["name"]: doc["spec"] for doc in _of_kind(profile, "bridge.yaml", "Service")}
+    assert (
+        services["bridge-dicom"]["ports"][0]["port"] == stack.bridge.port and services["bridge-dicom"]["type"] == "LoadBalancer"
+    )
+    assert services["bridge"]["ports"][0]["port"] == stack.bridge.http_port  # /metrics, inside the cluster
+    (configmap,) = _of_kind(profile, "configmap-bridge.yaml", "ConfigMap")
+    assert configmap["data"]["CXR_BRIDGE_STATE_DIR"] == manifests.BRIDGE_STATE_MOUNT
+    assert configmap["data"]["CXR_BRIDGE_GATEWAY_URL"] == f"http://gateway:{stack.gateway.port}"
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
 def test_every_container_runs_as_the_non_root_user(profile):
     uid = config.load(profile, env={}).containers.user
     assert uid != 0
     compose = yaml.safe_load((DEPLOY / manifests.GENERATED_PROFILES[profile]).read_text())
-    for name in [*manifests.SERVICE_NAMES.values(), "gateway"]:
+    for name in [*manifests.SERVICE_NAMES.values(), "gateway", "bridge"]:
         assert compose["services"][name]["user"] == f"{uid}:{uid}", name
         (deployment,) = _of_kind(profile, f"{name}.yaml", "Deployment")
         security = deployment["spec"]["template"]["spec"]["securityContext"]
@@ -215,9 +241,9 @@ def test_each_service_image_installs_only_its_own_extra():
     """What each extra holds is checked by tests/test_architecture.py; here, that the images install just that."""
     installs = {
         name: re.findall(r'pip install "?\.(\[[a-z,-]+\])?"?', (DEPLOY / f"{name}.Dockerfile").read_text())
-        for name in ("gateway", "classifier")
+        for name in ("gateway", "classifier", "bridge")
     }
-    assert installs == {"gateway": ["[gateway]"], "classifier": ["[classifier-gpu]", "[classifier]"]}
+    assert installs == {"gateway": ["[gateway]"], "classifier": ["[classifier-gpu]", "[classifier]"], "bridge": ["[bridge]"]}
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     assert not [req for req in project["dependencies"] if req.startswith("onnxruntime")]
 

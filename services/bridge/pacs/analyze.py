@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -77,6 +79,10 @@ async def analyze_study(
     return list(await asyncio.gather(*(bounded(ref) for ref in refs)))
 
 
-def gateway_client(url: str, api_key: str | None, timeout_s: float) -> httpx.AsyncClient:
+def gateway_client(url: str, api_key: str | None, timeout_s: float, ca_file: Path | None = None) -> httpx.AsyncClient:
+    """The gateway, as any HIS calls it; over HTTPS, its certificate checked against the system's CAs, or only
+    against `ca_file` (the hospital's CA) when one is given."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.AsyncClient(base_url=url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+    verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+    timeout = httpx.Timeout(timeout_s, connect=10.0)
+    return httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, trust_env=False, verify=verify)

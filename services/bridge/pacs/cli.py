@@ -40,7 +40,7 @@ def pacs_command(args: argparse.Namespace) -> int:
 
     async def analyze() -> int:
         key = settings.gateway_api_key.get_secret_value() if settings.gateway_api_key else None
-        async with gateway_client(settings.gateway_url, key, settings.timeout_s) as gateway:
+        async with gateway_client(settings.gateway_url, key, settings.timeout_s, settings.gateway_ca_file) as gateway:
             slots = asyncio.Semaphore(settings.concurrency)
             try:
                 outcomes = await analyze_study(Pacs(settings), gateway, args.study, settings.language, slots)

@@ -20,6 +20,7 @@ class PacsSettings(BaseSettings):
     password_file: Path | None = None  # e.g. a mounted secret
     gateway_url: str = "http://127.0.0.1:8080"
     gateway_api_key: SecretStr | None = None
+    gateway_ca_file: Path | None = None  # the hospital CA that signed an HTTPS gateway's certificate
     language: Literal["en", "zh"] = "en"  # the gateway's languages
     modalities: Annotated[list[str], NoDecode] = sorted(DicomPolicy.modalities)
     concurrency: int = Field(default=2, ge=1, le=64)
@@ -28,6 +29,10 @@ class PacsSettings(BaseSettings):
     poll_interval_s: float = Field(default=30.0, gt=0)
     lookback_days: int = Field(default=7, ge=0)
     state_file: Path = Path("pacs-watch-state.json")
+    # The most studies the PACS answers to one QIDO query (Orthanc's LimitFindResults, dcm4chee's limit), or at
+    # most it: an answer that reaches it is taken as capped and asked again over narrower date windows.
+    # 0: the PACS never caps (pages of 100 by limit/offset). Too high a value misses studies; too low costs queries.
+    qido_cap: int = Field(default=100, ge=0)
     retry_max_s: float = Field(default=300.0, gt=0)  # the longest wait between tries when the PACS is down
 
     @field_validator("modalities", mode="before")

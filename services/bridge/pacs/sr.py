@@ -10,7 +10,9 @@ What the SR says, so a viewer (OHIF reads TID 1500) and the PACS can use it:
 - preliminary AI output: CompletionFlag PARTIAL, VerificationFlag UNVERIFIED, and a series description
   saying so. A radiologist verifies; cxr-serve never marks its own output final.
 
-Codes: SNOMED CT and DCM where a standard concept exists; the rest in the private scheme 99CXRSERVE.
+Codes: services/bridge/codes.py (the ORU's too). Every UID of an SR is derived from its source image's SOP
+Instance UID: the SR made for an image is the same instance however often it is built and sent, so a
+PACS keeps one, and a resend after a crash is recognised.
 """
 
 from __future__ import annotations
@@ -25,21 +27,23 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import UID, generate_uid
 
-SCHEME = "99CXRSERVE"
-CHEST_XRAY = Code("399208008", "SCT", "Plain X-ray of chest")
-QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500 row 12
-PNEUMONIA = Code("233604007", "SCT", "Pneumonia")
-NORMAL = Code("17621005", "SCT", "Normal")
-FRACTURE = Code("72704001", "SCT", "Fracture")
-DESCRIBED = Code("described", SCHEME, "Described by the fracture model")
-NOT_DETECTED = Code("not-detected", SCHEME, "Not detected by the fracture model (limited sensitivity)")
-PREDICTED_CLASS = Code("predicted-class", SCHEME, "Predicted class")
-PROBABILITY = Code("probability", SCHEME, "Probability of pneumonia")
-FRACTURE_TEXT = Code("fracture-text", SCHEME, "Fracture model text")
-REPORT = Code("report", SCHEME, "Preliminary report")
-DISCLAIMER = Code("disclaimer", SCHEME, "Disclaimer")
-NO_UNITS = Code("1", "UCUM", "no units")
-CLASS_CODES = {"PNEUMONIA": PNEUMONIA, "NORMAL": NORMAL}
+from services.bridge.codes import (
+    CHEST_XRAY,
+    CLASS_CODES,
+    DESCRIBED,
+    DISCLAIMER,
+    FRACTURE,
+    FRACTURE_TEXT,
+    NO_UNITS,
+    NOT_DETECTED,
+    PNEUMONIA,
+    PREDICTED_CLASS,
+    PROBABILITY,
+    QUALITATIVE_EVALUATIONS,
+    REPORT,
+    SCHEME,
+)
+
 SERIES_DESCRIPTION = "cxr-serve AI result - PRELIMINARY, unverified"
 # A fixed device UID for cxr-serve as observer, so every SR names the same device.
 DEVICE_UID = generate_uid(entropy_srcs=["cxr-serve observer device"])
@@ -48,6 +52,11 @@ DEVICE_UID = generate_uid(entropy_srcs=["cxr-serve observer device"])
 def result_series_uid(source_sop_uid: str) -> str:
     """The SR series for one source image: the same UID every time, so a second analysis is visible before it runs."""
     return str(generate_uid(entropy_srcs=["cxr-serve result", source_sop_uid]))
+
+
+def result_instance_uid(source_sop_uid: str) -> str:
+    """The preliminary SR's SOP Instance UID for one source image: the idempotency key of its delivery."""
+    return str(generate_uid(entropy_srcs=["cxr-serve preliminary SR", source_sop_uid]))
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,9 @@ def _algorithm(models: list[dict[str, Any]], role: str) -> hd.sr.AlgorithmIdenti
 
 def _group(source: Dataset, name: str, algorithm: hd.sr.AlgorithmIdentification, finding: Code, **content: Any) -> Any:
     return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=name),
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(entropy_srcs=["cxr-serve tracking", str(source.SOPInstanceUID), name]), identifier=name
+        ),
         algorithm_id=algorithm,
         finding_type=finding,
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
@@ -159,7 +170,7 @@ def build(source: Dataset, analysis: Analysis, series_number: int = 990) -> Data
         content=report[0],
         series_instance_uid=result_series_uid(str(source.SOPInstanceUID)),
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=result_instance_uid(str(source.SOPInstanceUID)),
         instance_number=1,
         manufacturer="cxr-serve",
         is_complete=False,  # preliminary AI output

@@ -1,7 +1,8 @@
 """Watching a PACS: every new chest study analysed once, progress kept across restarts, a PACS outage survived.
 
 Each poll asks QIDO-RS for studies with an accepted modality dated within the
-last `lookback_days`; those not yet in the state file are analysed (bounded by
+last `lookback_days` (paged, and over narrower date windows where the PACS caps
+its answers: services/bridge/pacs/dicomweb.py); those not yet in the state file are analysed (bounded by
 `concurrency` images at once). A study enters the state file only when every
 image in it is stored, skipped or refused, so a failure is retried on the next
 poll, and the SR series UID derived from each image makes a retry after a crash
@@ -55,9 +56,12 @@ class WatchState:
 async def poll_once(
     pacs: Pacs, gateway: httpx.AsyncClient, state: WatchState, settings: PacsSettings, slots: asyncio.Semaphore, say: Say
 ) -> None:
-    since = (dt.date.today() - dt.timedelta(days=settings.lookback_days)).strftime("%Y%m%d")
-    studies = await asyncio.to_thread(pacs.studies_since, since)
-    new = {uid: date for uid, date in studies.items() if uid not in state.done}
+    first = dt.date.today() - dt.timedelta(days=settings.lookback_days)
+    since = first.strftime("%Y%m%d")
+    studies = await asyncio.to_thread(pacs.studies_since, first)
+    for day in studies.capped_days:
+        say(f"the PACS capped its answer for {day} at {settings.qido_cap} studies: some may be missed (raise its cap)")
+    new = {uid: date for uid, date in studies.found.items() if uid not in state.done}
     if new:
         say(f"{len(new)} new chest stud{'y' if len(new) == 1 else 'ies'}")
 
@@ -82,7 +86,7 @@ async def watch(settings: PacsSettings, stop: asyncio.Event, say: Say) -> None:
     wait = settings.poll_interval_s
     say(f"watching {settings.url} every {settings.poll_interval_s:g} s; {len(state.done)} studies already done")
     key = settings.gateway_api_key.get_secret_value() if settings.gateway_api_key else None
-    async with gateway_client(settings.gateway_url, key, settings.timeout_s) as gateway:
+    async with gateway_client(settings.gateway_url, key, settings.timeout_s, settings.gateway_ca_file) as gateway:
         while not stop.is_set():
             try:
                 await poll_once(pacs, gateway, state, settings, slots, say)

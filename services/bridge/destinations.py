@@ -1,0 +1,166 @@
+"""Where results go: the SR to the PACS (C-STORE or STOW-RS) and the ORU^R01 to the RIS (MLLP).
+
+A destination is one method: deliver a parcel, return the receiver's acknowledgement for the record, or
+raise `Undelivered` naming why (the outbox retries it, then dead-letters it with that reason). Each is
+configured on its own by CXR_BRIDGE_* settings and off until its address is set (services/bridge/settings.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import hl7
+from hl7.mllp import open_hl7_connection
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import ComprehensiveSRStorage  # type: ignore[attr-defined]
+
+from services.bridge import oru
+from services.bridge.pacs import dicomweb, sr
+from services.bridge.settings import BridgeSettings
+
+_REASON_MAX = 300
+
+
+class Undelivered(Exception):
+    """The destination did not take the result; the message is the receiver's reason or the fault."""
+
+
+@dataclass(frozen=True)
+class Parcel:
+    source: Dataset  # the image as received (its Patient and Study modules go into the SR and the ORU)
+    analysis: sr.Analysis
+
+
+class Destination(Protocol):
+    name: str
+
+    async def deliver(self, parcel: Parcel) -> str: ...
+
+
+class DicomStore:
+    """The SR by C-STORE to the PACS's AE (CXR_BRIDGE_SR_HOST / _PORT / _AE_TITLE)."""
+
+    name = "pacs-dimse"
+
+    def __init__(self, settings: BridgeSettings, host: str) -> None:
+        self._address = (host, settings.sr_port)
+        self._called = settings.sr_ae_title
+        self._ae = AE(ae_title=settings.ae_title)
+        self._ae.add_requested_context(ComprehensiveSRStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+        self._ae.acse_timeout = self._ae.dimse_timeout = self._ae.network_timeout = settings.send_timeout_s
+
+    async def deliver(self, parcel: Parcel) -> str:
+        return await asyncio.to_thread(self._store, sr.build(parcel.source, parcel.analysis))
+
+    def _store(self, dataset: Dataset) -> str:
+        host, port = self._address
+        association = self._ae.associate(host, port, ae_title=self._called)
+        if not association.is_established:
+            refused = "rejected" if association.is_rejected else "not established"
+            raise Undelivered(f"association with {self._called} at {host}:{port} {refused}")
+        try:
+            status = association.send_c_store(dataset)
+        finally:
+            association.release()
+        if "Status" not in status:
+            raise Undelivered("no C-STORE response (timed out or aborted)")
+        code = int(status.Status)
+        if code == 0 or 0xB000 <= code <= 0xBFFF:  # Success, or a warning: stored (PS3.4 B.2.3)
+            return f"C-STORE 0x{code:04X}"
+        raise Undelivered(f"C-STORE 0x{code:04X} {status.get('ErrorComment', '')}".strip())
+
+
+class Stow:
+    """The SR by STOW-RS to the PACS's DICOMweb root (CXR_BRIDGE_STOW_URL)."""
+
+    name = "pacs-stow"
+
+    def __init__(self, settings: BridgeSettings, url: str) -> None:
+        password = settings.stow_password.get_secret_value() if settings.stow_password else None
+        self._client = dicomweb.dicomweb_client(url, settings.stow_username, password, settings.send_timeout_s)
+
+    async def deliver(self, parcel: Parcel) -> str:
+        dataset = sr.build(parcel.source, parcel.analysis)
+        try:
+            await asyncio.to_thread(dicomweb.call, "STOW", self._client.store_instances, datasets=[dataset])
+        except dicomweb.PacsUnavailable as error:
+            raise Undelivered(str(error)[:_REASON_MAX]) from None
+        return "STOW stored"
+
+
+class Ris:
+    """The ORU^R01 over MLLP to the RIS (CXR_BRIDGE_RIS_HOST / _PORT); delivered on AA, else retried."""
+
+    name = "ris"
+
+    def __init__(self, settings: BridgeSettings, host: str) -> None:
+        self._address = (host, settings.ris_port)
+        self._sender = (settings.ae_title.strip(), settings.facility)
+        self._receiver = (settings.ris_application, settings.ris_facility)
+        self._timeout_s = settings.send_timeout_s
+
+    async def deliver(self, parcel: Parcel) -> str:
+        now = datetime.now().astimezone()
+        message = oru.build(parcel.source, parcel.analysis, self._sender, self._receiver, now)
+        ack = await self._exchange(message)
+        try:
+            msa = ack.segment("MSA")
+        except KeyError:
+            raise Undelivered("the RIS answered without an MSA segment") from None
+        code, acked = _field(msa, 1), _field(msa, 2)
+        if acked != oru.control_id(str(parcel.source.SOPInstanceUID)):
+            raise Undelivered(f"the RIS acknowledged another message ({acked!r})")
+        if code not in ("AA", "CA"):
+            raise Undelivered(f"the RIS answered {code}: {_ack_reason(ack)}"[:_REASON_MAX])
+        return f"ACK {code}"
+
+    async def _exchange(self, message: str) -> hl7.Message:
+        host, port = self._address
+        try:
+            reader, writer = await asyncio.wait_for(open_hl7_connection(host, port, encoding="utf-8"), self._timeout_s)
+        except (OSError, TimeoutError) as error:
+            raise Undelivered(f"the RIS at {host}:{port} is unreachable ({type(error).__name__})") from None
+        try:
+            writer.writeblock(message.encode("utf-8"))
+            await writer.drain()
+            return await asyncio.wait_for(reader.readmessage(), self._timeout_s)
+        except TimeoutError:
+            raise Undelivered(f"no ACK from the RIS within {self._timeout_s:g} s") from None
+        except (OSError, EOFError, ValueError, hl7.ParseException) as error:
+            raise Undelivered(f"the RIS closed the connection without an ACK ({type(error).__name__})") from None
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+def _field(segment: hl7.Segment, index: int) -> str:
+    return str(segment[index]) if len(segment) > index else ""  # segment[0] is the segment's name
+
+
+def _ack_reason(ack: hl7.Message) -> str:
+    """MSA-3 (the text message), else the ERR segment's user message or error code, else nothing said."""
+    text = _field(ack.segment("MSA"), 3)
+    if not text:
+        with contextlib.suppress(KeyError):
+            err = ack.segment("ERR")
+            text = _field(err, 8) or _field(err, 3)
+    return str(ack.unescape(text)) if text else "no reason given"
+
+
+def configured(settings: BridgeSettings) -> dict[str, Destination]:
+    """The destinations whose address is set, by name (the outbox's `destination` column)."""
+    found: list[Destination] = []
+    if settings.sr_host:
+        found.append(DicomStore(settings, settings.sr_host))
+    if settings.stow_url:
+        found.append(Stow(settings, settings.stow_url))
+    if settings.ris_host:
+        found.append(Ris(settings, settings.ris_host))
+    return {destination.name: destination for destination in found}
