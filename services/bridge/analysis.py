@@ -76,17 +76,14 @@ class Analyzer:
         if answer["cxr"]["status"] != "complete":
             failed = "; ".join(warning["stage"] for warning in answer["cxr"]["warnings"])
             return await self._retry(item, f"partial result (failed: {failed})")
-        await asyncio.to_thread(
-            self._spool.finish, item.sop_instance_uid, "analysed", "complete", json.dumps(answer), self._destinations, time.time()
-        )
+        await asyncio.to_thread(self._spool.analysed, item.sop_instance_uid, json.dumps(answer), self._destinations, time.time())
         return "analysed"
 
     async def _retry(self, item: Received, why: str) -> str:
-        attempts = item.attempts + 1
-        if attempts >= self._settings.max_attempts:
+        at = self._settings.next_attempt_at(item.attempts, time.time())
+        if at is None:
             await asyncio.to_thread(self._spool.finish, item.sop_instance_uid, "dead", why)
             return "dead"
-        at = time.time() + self._settings.retry_delay_s(item.attempts)
         await asyncio.to_thread(self._spool.retry, item.sop_instance_uid, why, at)
         return "retry"
 

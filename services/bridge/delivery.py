@@ -76,9 +76,9 @@ class Deliverer:
         return Parcel(source, Analysis(cxr=answer["cxr"], report=answer["report"]))
 
     async def _retry(self, item: Pending, why: str) -> str:
-        if item.attempts + 1 >= self._settings.max_attempts:
+        at = self._settings.next_attempt_at(item.attempts, time.time())
+        if at is None:
             await asyncio.to_thread(self._outbox.dead, item, why)
             return "dead"
-        at = time.time() + self._settings.retry_delay_s(item.attempts)
         await asyncio.to_thread(self._outbox.retry, item, why, at)
         return "retry"

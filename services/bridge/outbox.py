@@ -43,7 +43,6 @@ class Pending:
     attempts: int
     file: str  # the spooled image (services/bridge/spool.py)
     result: str  # the gateway's answer, JSON
-    received_at: float
 
 
 def enqueue(db: sqlite3.Connection, sop: str, destinations: Sequence[str], now: float) -> None:
@@ -60,7 +59,7 @@ class Outbox:
 
     def due(self, now: float, limit: int) -> list[Pending]:
         rows = self._db.rows(
-            "SELECT d.sop_instance_uid, d.destination, d.attempts, i.file, i.result, i.received_at"
+            "SELECT d.sop_instance_uid, d.destination, d.attempts, i.file, i.result"
             " FROM deliveries d JOIN instances i USING (sop_instance_uid)"
             " WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY i.received_at LIMIT ?",
             (now, limit),

@@ -73,5 +73,8 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
             raise ValueError("an AE title is not only spaces")
         return value
 
-    def retry_delay_s(self, attempts: int) -> float:
-        return float(min(self.retry_max_s, self.retry_base_s * 2 ** min(attempts, 30)))
+    def next_attempt_at(self, attempts: int, now: float) -> float | None:
+        """When a failed analysis or delivery is tried again after `attempts` tries; None: never (it is dead)."""
+        if attempts + 1 >= self.max_attempts:
+            return None
+        return now + float(min(self.retry_max_s, self.retry_base_s * 2 ** min(attempts, 30)))

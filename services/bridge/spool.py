@@ -101,14 +101,21 @@ class Spool:
     def read(self, file: str) -> bytes:
         return (self.instances / file).read_bytes()
 
-    def finish(
-        self, sop: str, state: State, detail: str, result: str | None = None, destinations: Sequence[str] = (), now: float = 0
-    ) -> None:
-        """The instance's outcome; for `analysed`, its result and a delivery to each destination, in one transaction."""
+    def finish(self, sop: str, state: State, detail: str) -> None:
+        """An outcome without a result: `refused` or `dead`."""
         with self._db.transaction() as db:
             db.execute(
-                "UPDATE instances SET state = ?, detail = ?, result = ?, attempts = attempts + 1 WHERE sop_instance_uid = ?",
-                (state, detail, result, sop),
+                "UPDATE instances SET state = ?, detail = ?, attempts = attempts + 1 WHERE sop_instance_uid = ?",
+                (state, detail, sop),
+            )
+
+    def analysed(self, sop: str, result: str, destinations: Sequence[str], now: float) -> None:
+        """The gateway's answer kept, and a delivery due now to each destination, in one transaction."""
+        with self._db.transaction() as db:
+            db.execute(
+                "UPDATE instances SET state = 'analysed', detail = 'complete', result = ?, attempts = attempts + 1"
+                " WHERE sop_instance_uid = ?",
+                (result, sop),
             )
             outbox.enqueue(db, sop, destinations, now)
 
