@@ -29,7 +29,7 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 LLAMA_CPP := $(shell grep -o '"llama-cpp-python\[server\]==[^"]*"' pyproject.toml | tr -d '"' | sed 's/\[server\]//')
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: setup run test test-fast lint test-packages test-containers bench bench-soak clean deploy-files
+.PHONY: setup run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 ifeq ($(EXTRAS),gpu)
@@ -63,11 +63,11 @@ lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.t
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: setup lint test-packages
+test: setup lint test-packages test-peers
 	$(PY) -m pytest
 
 # The inner loop: every test that needs no vLLM or llama.cpp server (marker `model_servers`, tests/conftest.py).
-test-fast: setup test-packages
+test-fast: setup test-packages test-peers
 	$(PY) -m pytest -m 'not containers and not model_servers'
 
 # Debian packages, installed when missing and as root (as CI is); otherwise the command is printed.
@@ -82,11 +82,17 @@ endef
 # What the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui), a CJK font for
 # its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/bridge; its own system service
 # is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py),
-# DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge).
+# DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge), rsyslog with its
+# TLS driver as the audit repository (tests/gateway/test_audit_repository.py; its system service left stopped).
 # Without them those tests fail and print the command.
-TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk rsyslog rsyslog-gnutls
 test-packages:
-	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc 2>/dev/null || true; })
+	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc rsyslog 2>/dev/null || true; })
+
+# The OpenID Provider of the login tests: panva's oidc-provider from npm, as its lock file pins it.
+test-peers: scripts/peers/oidc/node_modules/.package-lock.json
+scripts/peers/oidc/node_modules/.package-lock.json: scripts/peers/oidc/package-lock.json
+	npm ci --prefix scripts/peers/oidc --no-audit --no-fund --silent
 
 # The cpu compose stack in real containers, end to end (README, "Containers"): Debian's Docker engine (started
 # by the test when none runs), debootstrap, which builds the base image from Debian packages (air-gapped), and

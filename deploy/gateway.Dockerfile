@@ -9,9 +9,11 @@ COPY pyproject.toml README.md ./
 COPY services ./services
 COPY gateway ./gateway
 COPY deploy/model-cards ./deploy/model-cards
-# The audit trail's folder, owned by the gateway's user: a new named volume copies this ownership.
+# The audit trail's folder and its key's (apart), owned by the gateway's user: a new named volume copies this
+# ownership. The key's folder is 0700: only the gateway's user reads the key.
 RUN pip install ".[gateway]" && useradd --uid "$UID" --no-create-home cxr \
-    && mkdir -p /var/lib/cxr-serve/audit && chown "$UID" /var/lib/cxr-serve/audit
+    && mkdir -p /var/lib/cxr-serve/audit /var/lib/cxr-serve/audit-key \
+    && chown "$UID" /var/lib/cxr-serve/audit /var/lib/cxr-serve/audit-key && chmod 0700 /var/lib/cxr-serve/audit-key
 USER ${UID}
 EXPOSE 8080
 # models/ (model cards, the classifier's metadata file) is mounted read-only at /app/models.

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import httpx2
 import openai
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import openapi, ui
 from gateway.admission import Admission, ConcurrencyLimit
 from gateway.audit import AuditTrail, load_key
+from gateway.audit_syslog import SyslogShipper, SyslogTarget, tls_context
 from gateway.backends.base import FailureTranslator
 from gateway.backends.health import CircuitBreaker
 from gateway.backends.open_inference import ClassifierBackend
@@ -21,14 +27,16 @@ from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Catalog, Route, check_commercial_use, model_info, read_card
 from gateway.clinical.abstention import PublishedFigures
 from gateway.clinical.content import load as load_clinical
-from gateway.dependencies import Gateway, require_api_key
+from gateway.dependencies import Gateway
 from gateway.errors import HeadersTooLarge, PayloadTooLarge
+from gateway.identity import ClientsSource
 from gateway.images import ImagePolicy
 from gateway.marking import AiDisclosure
 from gateway.metrics import GatewayMetrics
+from gateway.oidc import OidcConfig, OpenIdProvider
 from gateway.pipeline.stages import Pipeline, PipelineConfig
 from gateway.provenance import EngineVersions
-from gateway.routes import analyze, chat, errors, health, models, observation
+from gateway.routes import access, admin, analyze, chat, errors, health, models, observation
 from gateway.routes import ui as ui_routes
 from gateway.settings import BackendRole, GatewaySettings
 from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserver
@@ -39,10 +47,12 @@ from services.contract.roles import Role
 log = logging.getLogger("gateway")
 
 
-def _http_client(backend: BackendRole, connect_timeout_s: float) -> httpx2.AsyncClient:
-    """One pooled client per backend; the read timeout bounds a whole answer, not just the connect."""
+def _http_client(backend: BackendRole, connect_timeout_s: float, ca_file: Path | None) -> httpx2.AsyncClient:
+    """One pooled client per backend; the read timeout bounds a whole answer, not just the connect. An https
+    backend is verified against `ca_file` (GATEWAY_BACKEND_CA_FILE) when set, else the system's CAs."""
     return httpx2.AsyncClient(
         base_url=backend.root_url,
+        verify=ssl.create_default_context(cafile=ca_file) if ca_file is not None else True,
         timeout=httpx2.Timeout(backend.timeout_s, connect=connect_timeout_s),
         # Idle connections expire before the backends' own keep-alive timeout (uvicorn: 5 s), so the
         # gateway never reuses a connection the server is closing (seen as ReadError in the fault tests).
@@ -88,7 +98,10 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     content = load_clinical()
     metrics = GatewayMetrics()
     backends = s.backends()
-    https = {role: await stack.enter_async_context(_http_client(b, s.connect_timeout_s)) for role, b in backends.items()}
+    https = {
+        role: await stack.enter_async_context(_http_client(b, s.connect_timeout_s, s.backend_ca_file))
+        for role, b in backends.items()
+    }
     limits = {role: ConcurrencyLimit(role, b.max_concurrency) for role, b in backends.items()}
     for role, limit in limits.items():
         metrics.watch_in_flight(role, limit)
@@ -126,12 +139,14 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     )
     engines = EngineVersions({str(backend.name): backend.engine_version for backend in (classifier, fracture, report)})
     admission = Admission(limits)
+    trail = AuditTrail(s.audit_dir, load_key(s.audit_key_file), s.audit_max_bytes)
     pipeline = Pipeline(
         classifier, fracture, report, admission, content, catalog, published_figures(cards), engines, config, metrics
     )
     return Gateway(
         settings=s,
-        api_keys=tuple(s.all_api_keys()),
+        identity=ClientsSource(s.clients_file, s.all_api_keys()),
+        oidc=await _openid_provider(s, stack),
         catalog=catalog,
         pipeline=pipeline,
         admission=admission,
@@ -141,14 +156,51 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
             s.max_body_bytes,
             s.max_image_pixels,
             s.image_folder,
-            s.allow_remote_images,
+            frozenset(host.lower() for host in s.remote_image_hosts),
             s.remote_image_timeout_s,
             s.dicom_policy(),
         ),
         metrics=metrics,
         page=ui.load(),
-        audit=AuditTrail(s.audit_dir, load_key(s.audit_dir, s.audit_secret()), s.audit_max_bytes),
+        audit=trail,
+        audit_shipper=_shipper(s, trail, metrics),
     )
+
+
+async def _openid_provider(settings: GatewaySettings, stack: AsyncExitStack) -> OpenIdProvider | None:
+    if settings.oidc_issuer is None or settings.oidc_audience is None:
+        return None
+    verify = ssl.create_default_context(cafile=settings.oidc_ca_file) if settings.oidc_ca_file else True
+    http = httpx2.AsyncClient(timeout=settings.connect_timeout_s, verify=verify, trust_env=False)
+    await stack.enter_async_context(http)
+    jwks = json.loads(settings.oidc_jwks_file.read_text()) if settings.oidc_jwks_file is not None else None
+    config = OidcConfig(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        audience=settings.oidc_audience,
+        redirect_url=settings.oidc_redirect_url,
+        algorithms=tuple(settings.oidc_algorithms),
+        roles_claim=settings.oidc_roles_claim,
+        name_claim=settings.oidc_name_claim,
+        role_permissions=settings.oidc_role_permissions,
+        leeway_s=settings.oidc_leeway_s,
+        jwks_url=settings.oidc_jwks_url,
+        jwks_document=jwks,
+    )
+    provider = OpenIdProvider(config, http)
+    await provider.start()
+    return provider
+
+
+def _shipper(settings: GatewaySettings, trail: AuditTrail, metrics: GatewayMetrics) -> SyslogShipper | None:
+    repository = settings.audit_repository()
+    if repository is None:
+        return None
+    tls = tls_context(settings.audit_syslog_ca_file, settings.audit_syslog_cert_file, settings.audit_syslog_key_file)
+    target = SyslogTarget(*repository, tls=tls, retry_s=settings.audit_syslog_retry_s, timeout_s=settings.connect_timeout_s)
+    shipper = SyslogShipper(trail, target)
+    metrics.watch_unshipped(shipper)
+    return shipper
 
 
 def published_figures(cards: dict[Role, ModelCard | None]) -> PublishedFigures:
@@ -170,14 +222,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.gateway = await build_gateway(settings, stack)
+            gateway = app.state.gateway = await build_gateway(settings, stack)
+            background = [access.watch(gateway.identity)]
+            if gateway.audit_shipper is not None:
+                background.append(gateway.audit_shipper.run())
+            for task in [asyncio.create_task(work) for work in background]:
+                stack.callback(task.cancel)
             log.info(
                 "ready",
                 extra={
                     "fields": {
                         "port": settings.port,
-                        "auth": bool(app.state.gateway.api_keys),
-                        "routes": {name: route.value for name, route in app.state.gateway.catalog.routes.items()},
+                        "auth": not gateway.identity.clients.open,
+                        "routes": {name: route.value for name, route in gateway.catalog.routes.items()},
                     }
                 },
             )
@@ -187,10 +244,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(admin.router)
     app.include_router(ui_routes.router)  # the page itself needs no key; its calls to /v1 do
     for module in (models, chat, analyze):
-        app.include_router(module.router, dependencies=[Depends(require_api_key)])
+        app.include_router(module.router)
     app.add_middleware(AiDisclosure)
+    app.add_middleware(access.Access, reject=errors.error_response)  # who, and their limits, before any route
+    app.add_middleware(observation.Audited)  # outside access: a refused credential is recorded too
+    # CORS outside access (a preflight carries no key); closed by default: without the header a browser
+    # shows no other site's page the answers.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
     app.add_middleware(  # inside the observer: a refusal is still logged with its request id
         HeaderSizeLimit,
         max_bytes=settings.max_header_bytes,

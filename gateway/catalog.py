@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.identity import Permission
 from gateway.protocol import ModelInfo
 from services.contract import modelcard
 from services.contract.roles import Role
@@ -22,6 +23,11 @@ class Route(enum.Enum):
     PIPELINE = "pipeline"
     PASSTHROUGH = "passthrough"
     CLASSIFIER = "classifier"
+
+    @property
+    def permission(self) -> Permission:
+        """What a client needs to call a model of this route: analysing an X-ray, or chatting with a model."""
+        return Permission.CHAT if self is Route.PASSTHROUGH else Permission.ANALYZE
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""Command line: `serve` the gateway, `analyze` X-rays through a running one, `audit verify` the trail.
+"""Command line: `serve` the gateway, `analyze` X-rays through a running one, `audit verify` the trail,
+make and check `clients` of the clients file.
 
     python -m gateway analyze xray.jpeg --language zh --output result.json
     python -m gateway analyze /data/backlog/ --concurrency 8 --output results.jsonl --resume
     python -m gateway audit verify --dir logs/audit
+    python -m gateway clients new-key his --permission analyze   # the key once, and its entry for the file
+    python -m gateway clients check deploy/clients.yaml
 
 `analyze` sends each image to POST /v1/analyze with bounded concurrency,
 shows a progress bar, writes one JSON line per image (or one JSON document
@@ -22,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from tqdm import tqdm
 
-from gateway import audit
+from gateway import audit, audit_export, identity
+from gateway.settings import GatewaySettings
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".dcm", ".dicom")  # in folders; a file named directly is sent as it is
 
@@ -119,36 +124,51 @@ async def run_batch(args: argparse.Namespace) -> int:
 
 
 def serve() -> int:
-    import uvicorn
-
-    from gateway.app import create_app
-    from gateway.settings import GatewaySettings
+    from gateway import server
     from services.contract import jsonlog
 
     jsonlog.configure()
-    settings = GatewaySettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ssl_certfile=settings.tls_cert_file,
-        ssl_keyfile=settings.tls_key_file,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-    )
+    server.serve(GatewaySettings())
     return 0
 
 
-def verify_audit(folder: Path) -> int:
-    """Exit 0 when the chain is intact, 1 naming the first broken record, 2 when there is no trail."""
+def verify_audit(folder: Path, key_file: Path) -> int:
+    """Exit 0 when the chain is intact under the key, 1 naming the first broken record, 2 without a trail or key."""
     if not audit.chain_files(folder):
         print(f"no audit trail in {folder}", file=sys.stderr)
         return 2
-    result = audit.verify(folder)
+    try:
+        key = audit.read_key(key_file)
+    except (OSError, ValueError) as error:
+        print(f"the audit key {key_file} cannot be read: {error}", file=sys.stderr)
+        return 2
+    result = audit.verify(folder, key)
     if not result.ok:
         print(f"BROKEN after {result.records} intact records: {result.broken}")
         return 1
     print(f"intact: {result.records} records, seq {result.first_seq} to {(result.first_seq or 0) + result.records - 1}")
+    return 0
+
+
+def new_client(name: str, permissions: list[str]) -> int:
+    """A new key on stderr (shown once, never stored) and the client's entry for the clients file on stdout."""
+    key = identity.new_key()
+    spec = identity.ClientSpec(name=name, key_hashes=[identity.hash_key(key)], permissions=frozenset(permissions))
+    print(f"key for {name} (give it to the client; it is not stored anywhere): {key}", file=sys.stderr)
+    entry = spec.model_dump(mode="json", include={"name", "key_hashes", "permissions"})
+    entry["permissions"] = sorted(entry["permissions"])
+    print(yaml.safe_dump({"clients": [entry]}, sort_keys=False), end="")
+    return 0
+
+
+def check_clients(path: Path) -> int:
+    try:
+        clients = identity.read_clients_file(path).clients
+    except identity.ClientsFileInvalid as error:
+        print(f"refused: {error}")
+        return 1
+    for client in clients:
+        print(f"{client.name}: {', '.join(sorted(client.permissions))}; {len(client.key_hashes)} key(s)")
     return 0
 
 
@@ -167,13 +187,32 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--timeout", type=float, default=600.0, help="seconds per image")
     audit_cmd = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the hash chain; name the first broken record")
-    verify.add_argument("--dir", type=Path, default=Path("logs/audit"), help="the audit folder (GATEWAY_AUDIT_DIR)")
+    verify = audit_sub.add_parser("verify", help="check the sealed chain; name the first broken record")
+    for option, setting in (("--dir", "audit_dir"), ("--key-file", "audit_key_file")):
+        variable = f"GATEWAY_{setting.upper()}"
+        default = os.environ.get(variable, str(GatewaySettings.model_fields[setting].default))
+        verify.add_argument(option, type=Path, default=Path(default), help=f"default: {variable}, else {default}")
+    clients_cmd = sub.add_parser("clients", help="the clients file (GATEWAY_CLIENTS_FILE)")
+    clients_sub = clients_cmd.add_subparsers(dest="clients_command", required=True)
+    new_key = clients_sub.add_parser("new-key", help="a new key for a client, and its entry for the file")
+    new_key.add_argument("name")
+    new_key.add_argument("--permission", action="append", choices=[p.value for p in identity.Permission], required=True)
+    check = clients_sub.add_parser("check", help="validate a clients file as the gateway would")
+    check.add_argument("file", type=Path)
+    export = audit_sub.add_parser("export", help="the trail as FHIR AuditEvents (BALP), one JSON per line")
+    export.add_argument("--dir", type=Path, default=verify.get_default("dir"), help="the audit folder")
+    export.add_argument("--after", type=int, default=-1, help="only records with a seq above this")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
+    if args.command == "clients":
+        return new_client(args.name, args.permission) if args.clients_command == "new-key" else check_clients(args.file)
+    if args.command == "audit" and args.audit_command == "export":
+        for record in audit.records(args.dir, args.after):
+            print(json.dumps(audit_export.fhir_audit_event(record), ensure_ascii=False))
+        return 0
     if args.command == "audit":
-        return verify_audit(args.dir)
+        return verify_audit(args.dir, args.key_file)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     return asyncio.run(run_batch(args))

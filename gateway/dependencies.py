@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gateway.admission import Admission
-from gateway.audit import AuditTrail, key_id
+from gateway.audit import AuditTrail
+from gateway.audit_syslog import SyslogShipper
 from gateway.backends.open_inference import ClassifierBackend
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Catalog
-from gateway.errors import AuthenticationFailed
+from gateway.errors import PermissionDenied
+from gateway.identity import Caller, ClientsSource, Permission
 from gateway.images import ImagePolicy
 from gateway.metrics import GatewayMetrics
+from gateway.oidc import OpenIdProvider
 from gateway.pipeline.stages import Pipeline
 from gateway.settings import GatewaySettings
 from gateway.ui import Page
@@ -24,7 +26,8 @@ from gateway.ui import Page
 @dataclass(frozen=True)
 class Gateway:
     settings: GatewaySettings
-    api_keys: tuple[str, ...]
+    identity: ClientsSource  # who may call, with what permissions and limits (gateway/routes/access.py checks them)
+    oidc: OpenIdProvider | None  # people, through the hospital's OpenID Provider, when one is configured
     catalog: Catalog
     pipeline: Pipeline
     admission: Admission  # every route's one way to a backend slot
@@ -34,6 +37,7 @@ class Gateway:
     metrics: GatewayMetrics
     page: Page  # the web page at /ui
     audit: AuditTrail
+    audit_shipper: SyslogShipper | None  # to the audit repository, when one is configured
 
 
 def _gateway(request: Request) -> Gateway:
@@ -44,13 +48,14 @@ def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
-def require_api_key(request: Request, gateway: GatewayDep) -> None:
-    """When any key is configured, every /v1 call needs `Authorization: Bearer <key>`; the audit trail gets its id."""
-    if not gateway.api_keys:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
-    if not any(hmac.compare_digest(token.encode(), key.encode()) for key in gateway.api_keys):
-        raise AuthenticationFailed("invalid API key")
-    request.state.actor = key_id(token)
+def caller_of(request: Request) -> Caller:
+    """The caller, as gateway/routes/access.py authenticated it."""
+    caller: Caller = request.state.caller
+    return caller
+
+
+def permit(request: Request, permission: Permission, model: str | None = None) -> None:
+    """PermissionDenied unless the caller has `permission` (and, when named, may use `model`)."""
+    caller = caller_of(request)
+    if not caller.may(permission, model):
+        raise PermissionDenied(caller.name, permission, model if caller.may(permission) else None)

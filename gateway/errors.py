@@ -6,11 +6,14 @@
     │   ├── IndicationTooLong 400     the clinical indication would overflow the report model's context
     │   └── UnsupportedParameter 400  an OpenAI parameter the model cannot honour (n > 1, tools, logprobs, ...)
     ├── AuthenticationFailed  401     missing or wrong API key (the client's key for the gateway)
+    ├── PermissionDenied      403     the client may not do this, or not with this model
     ├── RouteNotFound         404     no such path (also 405: MethodNotAllowed)
     ├── ModelNotFound         404     a model name no route serves
     ├── PayloadTooLarge       413     body over the size limit
     ├── HeadersTooLarge       431     request headers over the size limit
-    ├── BackendSaturated      429     a backend's concurrency limit is reached (Retry-After)
+    ├── TooManyRequests       429     a limit is reached and nothing was done (Retry-After)
+    │   ├── ClientOverLimit   429     the client's own concurrency or rate limit
+    │   └── BackendSaturated  429     a backend's concurrency limit
     ├── ClientDisconnected    499     the client left; its backend calls were cancelled (logged, never sent)
     ├── UpstreamRejected      4xx     a backend refused the request: its status and reason, relayed
     ├── BackendAuthFailed     502     a backend refused the gateway's own API key for it
@@ -75,6 +78,16 @@ class AuthenticationFailed(GatewayError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+    def __init__(self, caller: str, permission: str, model: str | None = None) -> None:
+        what = f"{permission!r} with model {model!r}" if model else repr(permission)
+        super().__init__(f"{caller!r} has no permission for {what}")
+
+
 class RouteNotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
@@ -112,18 +125,35 @@ class HeadersTooLarge(GatewayError):
     code = "headers_too_large"
 
 
-class BackendSaturated(GatewayError):
+class TooManyRequests(GatewayError):
+    """A 429: a limit is reached, nothing was done; Retry-After says when to try again."""
+
     status = 429
     type = "rate_limit_error"
-    code = "backend_saturated"
 
-    def __init__(self, backend: str, limit: int, retry_after_s: int) -> None:
-        super().__init__(f"{backend} backend is at its concurrency limit ({limit} in flight); retry in {retry_after_s} s")
-        self.backend = backend
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(f"{message}; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class BackendSaturated(TooManyRequests):
+    code = "backend_saturated"
+
+    def __init__(self, backend: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(f"{backend} backend is at its concurrency limit ({limit} in flight)", retry_after_s)
+        self.backend = backend
+
+
+class ClientOverLimit(TooManyRequests):
+    """Refused before any work: the limit is the client's own (gateway/identity.py), not a backend's."""
+
+    code = "client_over_limit"
+
+    def __init__(self, client: str, limit: str, retry_after_s: int) -> None:
+        super().__init__(f"client {client!r} is at its limit of {limit}", retry_after_s)
 
 
 class ClientDisconnected(GatewayError):

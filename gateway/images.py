@@ -1,8 +1,8 @@
 """The X-ray in a chat request: where it may come from, and the checks before any backend sees it.
 
 Accepted: a base64 `data:` URI of a JPEG, PNG or DICOM Part 10 file; `file://`
-only under the configured image folder; `http(s)` only when an operator enabled
-remote images (the stack must not fetch from outside by default). The pixel
+only under the configured image folder; `http(s)` only from the hosts an operator
+listed (the stack fetches from nowhere by default). The pixel
 count is read from the header, in a worker thread, before anything decodes pixels.
 
 A DICOM X-ray is turned into an 8-bit PNG here, once, with its VOI and polarity
@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -40,7 +42,7 @@ class ImagePolicy:
     max_bytes: int
     max_pixels: int
     image_folder: Path | None
-    allow_remote: bool
+    remote_hosts: frozenset[str]  # the only hosts an http(s) image URL may name; empty: none
     remote_timeout_s: float
     dicom: DicomPolicy
 
@@ -110,15 +112,40 @@ def accept_image(image: bytes, text: str, policy: ImagePolicy, param: str) -> Xr
         raise ImageRejected(str(error), param=param) from None
 
 
+async def _check_remote_host(url: str, policy: ImagePolicy) -> None:
+    """Server-side request forgery (OWASP API7): only a listed host, and never one that resolves to this machine,
+    a link-local address (cloud metadata) or a multicast or unspecified one, whatever the list says."""
+    host = (urlparse(url).hostname or "").lower()
+    if host not in policy.remote_hosts:
+        raise ImageRejected(
+            f"image URL host {host!r} is not an allowed image host (GATEWAY_REMOTE_IMAGE_HOSTS)", param="messages"
+        )
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        raise ImageRejected(f"image URL host {host!r} does not resolve", param="messages") from None
+    for address in {ipaddress.ip_address(info[4][0]) for info in found}:
+        if address.is_loopback or address.is_link_local or address.is_multicast or address.is_unspecified:
+            raise ImageRejected(f"image URL host {host!r} resolves to an internal address", param="messages")
+
+
 async def _fetch_remote(url: str, policy: ImagePolicy) -> bytes:
-    async with httpx2.AsyncClient(timeout=policy.remote_timeout_s, follow_redirects=False) as client:
+    """One GET, no redirects followed (a 3xx is refused, wherever it points), no proxy, at most max_bytes read."""
+    await _check_remote_host(url, policy)
+    timeout = policy.remote_timeout_s
+    async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         try:
-            response = await client.get(url)
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise ImageRejected(f"image URL answered {response.status_code}", param="messages")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > policy.max_bytes:
+                        raise ImageRejected(f"image URL's body exceeds {policy.max_bytes} bytes", param="messages")
         except httpx2.HTTPError as error:
             raise ImageRejected(f"could not fetch image URL ({type(error).__name__})", param="messages") from None
-    if response.status_code != 200 or len(response.content) > policy.max_bytes:
-        raise ImageRejected(f"image URL answered {response.status_code} or is too large", param="messages")
-    return response.content
+    return bytes(body)
 
 
 async def load_xray(request: ChatRequest, policy: ImagePolicy) -> XrayInput:
@@ -131,7 +158,7 @@ async def load_xray(request: ChatRequest, policy: ImagePolicy) -> XrayInput:
         image, _ = await asyncio.to_thread(decode_data_uri, url, policy.max_bytes)
     elif scheme == "file":
         image = await asyncio.to_thread(read_allowed_file, url, policy.image_folder, policy.max_bytes)
-    elif scheme in ("http", "https") and policy.allow_remote:
+    elif scheme in ("http", "https") and policy.remote_hosts:
         image = await _fetch_remote(url, policy)
     elif scheme in ("http", "https"):
         raise ImageRejected("http(s) image URLs are disabled: send the image as a data: URI", param="messages")

@@ -13,6 +13,11 @@ class HasInFlight(Protocol):
     def in_flight(self) -> int: ...
 
 
+class HasUnshipped(Protocol):
+    @property
+    def unshipped(self) -> int: ...
+
+
 class HasCircuit(Protocol):
     def current(self) -> int: ...
 
@@ -68,6 +73,13 @@ class GatewayMetrics:
             ["status"],
             registry=self.registry,
         )
+
+    def watch_unshipped(self, count: HasUnshipped) -> None:
+        Gauge(
+            "gateway_audit_unshipped",
+            "Audit records not yet taken by the audit repository (syslog over TLS)",
+            registry=self.registry,
+        ).set_function(lambda: count.unshipped)
 
     def watch_in_flight(self, backend: str, limit: HasInFlight) -> None:
         self.in_flight.labels(backend).set_function(lambda: limit.in_flight)

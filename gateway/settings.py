@@ -22,9 +22,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.backends.calls import Sampling
 from gateway.clinical.content import Language
+from gateway.identity import Permission
 from services.contract.limits import InputLimits
 from services.contract.modelcard import CARD_FILE
 from services.contract.roles import Role
+from services.contract.serving import ServingSettings
 
 
 def server_root(url: str) -> str:
@@ -126,7 +128,7 @@ class ReportRole(ChatRole):
         return self
 
 
-class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers, pixels, DICOM policy
+class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: body, headers, pixels, DICOM; TLS
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
         env_file=".env",
@@ -151,15 +153,38 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
     # does not allow commercial use (e.g. ChexFract, CC BY-NC 4.0), naming each.
     commercial_use: bool = False
 
-    # The audit trail (gateway/audit.py): an append-only, hash-chained JSON-lines file, separate from
-    # the log. Study UIDs are recorded as HMAC-SHA256 under the audit key (GATEWAY_AUDIT_KEY or
-    # _KEY_FILE); without one, a random key is made once and kept beside the trail (mode 0600).
+    # The audit trail (gateway/audit.py): an append-only JSON-lines file, separate from the log, each record
+    # sealed with HMAC-SHA256 under the audit key and chained to the one before. The key file is a mounted
+    # secret in a deployment, never inside the trail's folder; when it does not exist, a random key is made
+    # there once (mode 0600), as `make run` does.
     audit_dir: Path = Path("logs/audit")
-    audit_key: SecretStr | None = None
-    audit_key_file: Path | None = None
+    audit_key_file: Path = Path("secrets/audit.key")
     audit_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)  # then the file is rotated, the chain kept
+    # The audit repository (gateway/audit_syslog.py): `host:port` of a syslog-over-TLS receiver (RFC 5425), the
+    # CA that signed its certificate, and the gateway's own certificate where it asks for one (mutual TLS).
+    audit_syslog_address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
+    audit_syslog_ca_file: Path | None = None
+    audit_syslog_cert_file: Path | None = None
+    audit_syslog_key_file: Path | None = None
+    audit_syslog_retry_s: float = Field(default=5.0, gt=0)
 
-    # Comma-separated keys, or a file with one key per line (e.g. a Kubernetes Secret).
+    # Named clients, their permissions and limits (gateway/identity.py); reloaded on SIGHUP and on change.
+    clients_file: Path | None = None
+    # People through the hospital's OpenID Provider (gateway/oidc.py): off until an issuer is set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "cxr-serve-ui"  # the web page's client at the provider (public: PKCE, no secret)
+    oidc_audience: str | None = None  # the API's resource indicator: the `aud` of the access tokens it accepts
+    oidc_redirect_url: str | None = None  # https://<the gateway's name>/ui/callback, registered at the provider
+    oidc_jwks_url: str | None = None  # default: the provider's discovery document's jwks_uri
+    oidc_jwks_file: Path | None = None  # a JWKS kept as a file instead (a provider the gateway cannot reach)
+    oidc_ca_file: Path | None = None  # the CA of the provider's HTTPS certificate; default: the system's
+    oidc_algorithms: Annotated[list[str], NoDecode] = ["RS256", "PS256", "ES256"]
+    oidc_roles_claim: str = "roles"  # a dotted path into the token's claims (Keycloak: realm_access.roles)
+    oidc_name_claim: str = "preferred_username"
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp / nbf / iat
+    # JSON: role -> permissions, e.g. {"radiologist": ["analyze", "review"], "cxr-admin": ["admin"]}.
+    oidc_role_permissions: dict[str, frozenset[Permission]] = {}
+    # Deprecated: comma-separated keys, or a file with one key per line, each a client with every permission.
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     api_keys_file: Path | None = None
 
@@ -184,21 +209,26 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
     # A streamed cxr-report sends an SSE comment this often while its report is written (sent once validated).
     stream_keepalive_s: float = Field(default=10.0, gt=0)
 
-    # HTTPS: a PEM certificate (chain) and its key; without them plain HTTP, meant for 127.0.0.1 only.
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    # After SIGTERM, requests in flight get this long to finish; then the connections still open are closed (a
-    # client that never closes one would otherwise hold the stop for ever). Kubernetes waits 30 s by default.
-    shutdown_grace_s: int = Field(default=20, ge=1)
+    # Mutual TLS (with GATEWAY_TLS_CERT_FILE): client certificates signed by this CA are verified and name a
+    # client of the clients file by their subject (`certificate_subjects`); a client may still use a key
+    # unless a certificate is required.
+    tls_client_ca_file: Path | None = None
+    tls_client_cert_required: bool = False
+    # The CA that signed https backends' certificates (GATEWAY_<ROLE>_URL=https://...); default: the system's.
+    backend_ca_file: Path | None = None
+    # Origins whose pages may call the API from a browser (CORS), comma-separated; none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
     # file:// image URLs are refused unless they resolve under this folder.
     image_folder: Path | None = None
     # http(s) image URLs would make the gateway fetch from the network: off unless an operator opts in.
-    allow_remote_images: bool = False
+    # Hosts that http(s) image URLs may name (comma-separated; e.g. the PACS's WADO host): the gateway would fetch
+    # from them. None by default; never this machine or a link-local address (gateway/images.py).
+    remote_image_hosts: Annotated[list[str], NoDecode] = []
     remote_image_timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", "oidc_algorithms", "remote_image_hosts", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _comma_separated(cls, value: object) -> object:
         return [k.strip() for k in value.split(",") if k.strip()] if isinstance(value, str) else value
 
     @model_validator(mode="after")
@@ -206,27 +236,51 @@ class GatewaySettings(BaseSettings, InputLimits):  # InputLimits: body, headers,
         for key in self.all_api_keys():
             if len(key) < 16:
                 raise ValueError("every API key must be at least 16 characters")
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("set both GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE, or neither")
-        for tls_file in (self.tls_cert_file, self.tls_key_file):
-            if tls_file is not None and not tls_file.is_file():
-                raise ValueError(f"TLS file {tls_file} does not exist")
+        if self.clients_file is not None and not self.clients_file.is_file():
+            raise ValueError(f"GATEWAY_CLIENTS_FILE {self.clients_file} does not exist")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("GATEWAY_TLS_CLIENT_CA_FILE needs GATEWAY_TLS_CERT_FILE: client certificates come with TLS")
+        if self.tls_client_cert_required and self.tls_client_ca_file is None:
+            raise ValueError("GATEWAY_TLS_CLIENT_CERT_REQUIRED needs GATEWAY_TLS_CLIENT_CA_FILE")
+        for ca_file in (self.tls_client_ca_file, self.backend_ca_file):
+            if ca_file is not None and not ca_file.is_file():
+                raise ValueError(f"CA file {ca_file} does not exist")
+        if self.oidc_issuer is not None:
+            self._check_oidc()
+        for origin in self.cors_origins:
+            if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+                raise ValueError(f"GATEWAY_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
         if self.image_folder is not None and not self.image_folder.is_dir():
             raise ValueError(f"GATEWAY_IMAGE_FOLDER {self.image_folder} is not a folder")
-        if self.audit_key is not None and self.audit_key_file is not None:
-            raise ValueError("set GATEWAY_AUDIT_KEY or GATEWAY_AUDIT_KEY_FILE, not both")
+        for syslog_file in (self.audit_syslog_ca_file, self.audit_syslog_cert_file, self.audit_syslog_key_file):
+            if syslog_file is not None and not syslog_file.is_file():
+                raise ValueError(f"audit repository TLS file {syslog_file} does not exist")
+        if self.audit_key_file.resolve().is_relative_to(self.audit_dir.resolve()):
+            raise ValueError("GATEWAY_AUDIT_KEY_FILE must not be inside GATEWAY_AUDIT_DIR: the key is kept apart from the trail")
         return self
+
+    def _check_oidc(self) -> None:
+        refused = [alg for alg in self.oidc_algorithms if alg.lower() == "none" or alg.upper().startswith("HS")]
+        if refused or not self.oidc_algorithms:
+            raise ValueError(f"GATEWAY_OIDC_ALGORITHMS: only asymmetric algorithms (RS*, PS*, ES*, EdDSA), not {refused}")
+        if self.oidc_audience is None:
+            raise ValueError("GATEWAY_OIDC_AUDIENCE is needed with GATEWAY_OIDC_ISSUER: tokens for other APIs are refused")
+        if not self.oidc_role_permissions:
+            raise ValueError("GATEWAY_OIDC_ROLE_PERMISSIONS is needed with GATEWAY_OIDC_ISSUER: no role would permit anything")
+        if self.oidc_jwks_file is not None and not self.oidc_jwks_file.is_file():
+            raise ValueError(f"GATEWAY_OIDC_JWKS_FILE {self.oidc_jwks_file} does not exist")
+
+    def audit_repository(self) -> tuple[str, int] | None:
+        if self.audit_syslog_address is None:
+            return None
+        host, _, port = self.audit_syslog_address.rpartition(":")
+        return host.strip("[]"), int(port)
 
     def backends(self) -> dict[Role, BackendRole]:
         return {Role.CLASSIFIER: self.classifier, Role.FRACTURE: self.fracture, Role.REPORT: self.report}
 
     def probe_policy(self) -> ProbePolicy:
         return ProbePolicy(fresh_s=self.ready_fresh_s, timeout_s=self.probe_timeout_s)
-
-    def audit_secret(self) -> str | None:
-        if self.audit_key_file is not None:
-            return self.audit_key_file.read_text().strip() or None
-        return self.audit_key.get_secret_value() if self.audit_key is not None else None
 
     def all_api_keys(self) -> list[str]:
         keys = [k.get_secret_value() for k in self.api_keys]

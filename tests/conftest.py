@@ -47,9 +47,16 @@ def audit_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_env(audit_dir: Path, tmp_path_factory) -> dict[str, str]:
+def audit_key_file(tmp_path_factory) -> Path:
+    """The session stack's audit key, kept apart from its trail (made by the gateway at its first start)."""
+    return tmp_path_factory.mktemp("audit-key") / "audit.key"
+
+
+@pytest.fixture(scope="session")
+def stack_env(audit_dir: Path, audit_key_file: Path, tmp_path_factory) -> dict[str, str]:
     bridge_state = {"CXR_BRIDGE_STATE_DIR": str(tmp_path_factory.mktemp("bridge-state"))}
-    return {**port_overrides(), **SHORT_OUTPUTS, "GATEWAY_AUDIT_DIR": str(audit_dir), **bridge_state}
+    audit = {"GATEWAY_AUDIT_DIR": str(audit_dir), "GATEWAY_AUDIT_KEY_FILE": str(audit_key_file)}
+    return {**port_overrides(), **SHORT_OUTPUTS, **audit, **bridge_state}
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +101,7 @@ class GatewayProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = int(env["GATEWAY_PORT"])
+        self.audit_dir = Path(env["GATEWAY_AUDIT_DIR"])
         self.url = f"{'https' if env.get('GATEWAY_TLS_CERT_FILE') else 'http'}://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -130,7 +138,8 @@ def start_gateway(stack: StackConfig, tmp_path_factory):
     started: list[GatewayProcess] = []
 
     def start(**overrides: str) -> GatewayProcess:
-        audit = {"GATEWAY_AUDIT_DIR": str(tmp_path_factory.mktemp("gateway-audit"))}
+        folder = tmp_path_factory.mktemp("gateway-audit")
+        audit = {"GATEWAY_AUDIT_DIR": str(folder / "trail"), "GATEWAY_AUDIT_KEY_FILE": str(folder / "audit.key")}
         env = {**gateway_env(stack), **SHORT_OUTPUTS, **audit, "GATEWAY_PORT": str(free_port()), **overrides}
         process = GatewayProcess(env, tmp_path_factory.mktemp("gateway") / "gateway.log")
         started.append(process)

@@ -12,8 +12,9 @@ from starlette.formparsers import MultiPartException
 from gateway import fhir
 from gateway.audit import AuditNote
 from gateway.catalog import audited
-from gateway.dependencies import GatewayDep
+from gateway.dependencies import GatewayDep, permit
 from gateway.errors import ImageRejected, InvalidRequest
+from gateway.identity import Permission
 from gateway.images import XrayInput, load_upload
 from gateway.openapi import ANALYZE_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline.stages import PipelineRequest
@@ -43,6 +44,7 @@ async def analyze(request: Request, gateway: GatewayDep) -> Response:
     `subject`, `encounter`, `imaging_study` become its references).
     """
     request.state.model = gateway.settings.pipeline_model
+    permit(request, Permission.ANALYZE, gateway.settings.pipeline_model)
     note = AuditNote(models=audited(list(gateway.catalog.models.values())))
     request.state.audit = note
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):

@@ -20,7 +20,7 @@ from gateway.backends.calls import Sampling
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Route, audited
 from gateway.clinical.content import LANGUAGES, Language
-from gateway.dependencies import Gateway, GatewayDep
+from gateway.dependencies import Gateway, GatewayDep, permit
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UnsupportedParameter
 from gateway.images import load_xray
 from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
@@ -99,6 +99,7 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     if route is None:
         known = ", ".join(gateway.catalog.routes)
         raise ModelNotFound(f"model {chat.model!r} does not exist; available: {known}", param="model")
+    permit(request, route.permission, chat.model)
     request.state.audit = AuditNote(models=audited(gateway.catalog.served(chat.model, route)))
     if route is Route.PASSTHROUGH:
         return await _pass_through(gateway, gateway.chat_backends[chat.model], body)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gateway.catalog import Catalog, Route
-from gateway.dependencies import GatewayDep
+from gateway.dependencies import GatewayDep, caller_of
 from gateway.protocol import ModelCardOut, ModelList
 
 router = APIRouter()
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(gateway: GatewayDep) -> ModelList:
+async def list_models(request: Request, gateway: GatewayDep) -> ModelList:
+    """The models this caller may call."""
+    caller = caller_of(request)
     infos = gateway.catalog.models
     by_name = {info.name: info for info in infos.values()}
     cards = []
     for name, route in gateway.catalog.routes.items():
+        if not caller.may(route.permission, name):
+            continue
         if route is Route.PIPELINE:
             cards.append(_pipeline_card(name, gateway.catalog))
             continue

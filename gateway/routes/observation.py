@@ -1,12 +1,13 @@
-"""What every request leaves behind when it is done: one log line, one count and, for the X-ray paths, an
-audit record. Never bodies, prompts, report text or patient identifiers."""
+"""What every request leaves behind: one log line and one count when it is done and, for the paths that
+touch an X-ray or a model, an audit record on disk before the last byte of the answer. Never bodies,
+prompts, report text or patient identifiers."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit import AuditEvent, AuditNote, AuditTrail, outcome_of
 from services.contract.asgi import Exchange
@@ -15,17 +16,12 @@ log = logging.getLogger("gateway")
 
 
 def observe(scope: Scope, exchange: Exchange) -> None:
-    """One log line and one count per request: id, model, status, latency; never bodies or text.
-
-    Requests that carry an X-ray (or ask a model) also get an audit record.
-    """
+    """One log line and one count per request: id, model, status, latency; never bodies or text."""
     state = scope.get("state", {})
     model = state.get("model", _path_label(exchange.path))
     gateway = getattr(scope["app"].state, "gateway", None)
     if gateway is not None:
         gateway.metrics.requests.labels(model, str(exchange.status)).inc()
-        if exchange.path in AUDITED_PATHS:
-            gateway.audit.append(_audit_event(gateway.audit, state, exchange))
     fields = exchange.log_fields(path=_path_label(exchange.path), model=model)
     log.info("request", extra={"fields": {**fields, **_outcome(state.get("audit"))}})
 
@@ -40,18 +36,52 @@ def _outcome(note: AuditNote | None) -> dict[str, Any]:
 AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})
 
 
-def _audit_event(trail: AuditTrail, state: dict[str, Any], exchange: Exchange) -> AuditEvent:
+class Audited:
+    """Writes the audit record of an audited path before the answer's last message goes out, so that no
+    answer is complete without its record on disk; a request that ends without one (the client left, an
+    error) is recorded as it ends. Inside the request observer (the request id) and outside access (a
+    refused credential is recorded too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in AUDITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        status, recorded = 500, False
+
+        async def send_after_record(message: Message) -> None:
+            nonlocal status, recorded
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not recorded:
+                recorded = True
+                await _record(scope, status)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_record)
+        finally:
+            if not recorded:
+                await _record(scope, status)
+
+
+async def _record(scope: Scope, status: int) -> None:
+    trail: AuditTrail = scope["app"].state.gateway.audit
+    state = scope.get("state", {})
     note: AuditNote | None = state.get("audit")
     study = note.study_uid if note is not None else None
-    return AuditEvent(
-        request_id=exchange.request_id,
+    event = AuditEvent(
+        request_id=state.get("request_id", ""),
         actor=state.get("actor", "anonymous"),
-        endpoint=exchange.path,
-        status=exchange.status,
-        outcome=outcome_of(exchange.status, note),
+        endpoint=scope["path"],
+        status=status,
+        outcome=outcome_of(status, note),
         models=note.models if note is not None else [],
         study=trail.study_hash(study) if study else None,
     )
+    await trail.record(event)
 
 
 _OPS_PATHS = ("/health", "/ready", "/metrics", "/v1/models", "/v1/analyze", "/v1/chat/completions")

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gateway.routes.access import EXTERNAL_PATHS
 from scripts.launcher.commands import (
     VLLM_SERVER_MODULE,
     bridge_env,
@@ -48,7 +49,13 @@ def vllm_container_args(stack: StackConfig, role: str) -> list[str]:
 
 # The audit trail outlives containers: a volume, never the image's (read-only, non-root) /app.
 AUDIT_MOUNT = "/var/lib/cxr-serve/audit"
+# The key that seals the trail, kept apart from it (gateway/audit.py): compose keeps it on a volume of its own
+# (made by the gateway at its first start), Kubernetes mounts the Secret cxr-audit-key that the operator makes.
+AUDIT_KEY_MOUNT = "/var/lib/cxr-serve/audit-key"
+K8S_AUDIT_KEY_MOUNT = "/run/secrets/cxr-audit"
 TLS_MOUNT = "/etc/cxr-serve/tls"
+AUDIT_SYSLOG_PORT = 6514  # syslog over TLS (RFC 5425), the gateway's audit repository
+CLIENTS_MOUNT = "/etc/cxr-serve/clients"  # the clients file's folder (GATEWAY_CLIENTS_FILE names the file in it)
 # The bridge's spool and state database (services/bridge/state.py): a volume; one bridge per volume.
 BRIDGE_STATE_MOUNT = "/var/lib/cxr-serve/bridge"
 GATEWAY_REPLICAS = 3  # the seeds' Kubernetes example; the PodDisruptionBudget keeps two through a drain
@@ -78,7 +85,7 @@ def _build(stack: StackConfig, dockerfile: str, **args: str) -> dict[str, Any]:
 
 def gateway_container_env(stack: StackConfig) -> dict[str, str]:
     env = gateway_env(stack, host="0.0.0.0", root=Path(_root(stack)), backend_host=_service_host)
-    return {**env, "GATEWAY_AUDIT_DIR": AUDIT_MOUNT}
+    return {**env, "GATEWAY_AUDIT_DIR": AUDIT_MOUNT, "GATEWAY_AUDIT_KEY_FILE": f"{AUDIT_KEY_MOUNT}/audit.key"}
 
 
 def _image(stack: StackConfig, kind: str) -> str:
@@ -180,10 +187,16 @@ def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
         "build": _build(stack, "deploy/gateway.Dockerfile"),
         "user": _user(stack),
         "environment": gateway_container_env(stack),
-        # API keys (GATEWAY_API_KEYS=...) live in this file, which is never committed.
+        # GATEWAY_CLIENTS_FILE and other site secrets live in this file, which is never committed.
         "env_file": [{"path": "gateway.env", "required": False}],
         # HTTPS: put the certificate and key in deploy/tls/ and name them in gateway.env (README, "TLS").
-        "volumes": [f"../models:{_root(stack) / 'models'}:ro", f"audit:{AUDIT_MOUNT}", f"./tls:{TLS_MOUNT}:ro"],
+        "volumes": [
+            f"../models:{_root(stack) / 'models'}:ro",
+            f"audit:{AUDIT_MOUNT}",
+            f"audit-key:{AUDIT_KEY_MOUNT}",
+            f"./tls:{TLS_MOUNT}:ro",
+            f"./clients:{CLIENTS_MOUNT}:ro",
+        ],
         "ports": [f"{COMPOSE_PUBLISH_ADDRESS}:{port}:{port}"],  # the only published port
         "depends_on": {SERVICE_NAMES[role]: {"condition": "service_healthy"} for role in stack.roles},
         "healthcheck": {"test": _gateway_health_command(port), "interval": "10s", "retries": 3},
@@ -237,7 +250,7 @@ def compose(stack: StackConfig) -> dict[str, Any]:
         "services": services,
         "networks": {"backend": {"internal": True}, "frontend": {}},
         # the gateway's audit trail (one writer: one gateway container); the bridge's state (one bridge)
-        "volumes": {"audit": {}, "bridge": {}},
+        "volumes": {"audit": {}, "audit-key": {}, "bridge": {}},
     }
 
 
@@ -357,6 +370,7 @@ def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "GATEWAY_AUDIT_DIR", "value": f"{AUDIT_MOUNT}/$(POD_NAME)"},
+            {"name": "GATEWAY_AUDIT_KEY_FILE", "value": f"{K8S_AUDIT_KEY_MOUNT}/audit.key"},
         ],
         # /health, not /ready: a gateway whose ChexFract is down still serves (partial results, or
         # 503 naming the backend); taking it out of the Service would turn that into refused connections.
@@ -366,10 +380,17 @@ def _k8s_gateway(stack: StackConfig) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "models", "mountPath": str(_root(stack) / "models"), "readOnly": True},
             {"name": "audit", "mountPath": AUDIT_MOUNT},
+            {"name": "audit-key", "mountPath": K8S_AUDIT_KEY_MOUNT, "readOnly": True},
+            {"name": "clients", "mountPath": CLIENTS_MOUNT, "readOnly": True},
         ],
     }
     audit = {"name": "audit", "persistentVolumeClaim": {"claimName": "cxr-audit"}}
-    return _deployment(stack, "gateway", container, [_models_volume(), audit], replicas=GATEWAY_REPLICAS)
+    # kubectl create secret generic cxr-audit-key -n cxr-serve --from-literal=audit.key="$(openssl rand -hex 32)"
+    key = {"name": "audit-key", "secret": {"secretName": "cxr-audit-key", "defaultMode": 0o400}}
+    # The clients file: a Secret updated in place reaches the pods, and the gateway reloads it (no restart).
+    clients = {"name": "clients", "secret": {"secretName": "cxr-gateway-clients", "optional": True}}
+    volumes = [_models_volume(), audit, key, clients]
+    return _deployment(stack, "gateway", container, volumes, replicas=GATEWAY_REPLICAS)
 
 
 def _k8s_bridge(stack: StackConfig) -> dict[str, Any]:
@@ -471,6 +492,30 @@ def _backend_policy(stack: StackConfig) -> dict[str, Any]:
     }
 
 
+def _gateway_ingress_policy(stack: StackConfig) -> dict[str, Any]:
+    """Who reaches the gateway pods: the ingress controller (the hospital's clients, for the paths it routes), the
+    bridge, and Prometheus from the `monitoring` namespace; nothing else in the cluster."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cxr-gateway-from-ingress-bridge-monitoring"},
+        "spec": {
+            "podSelector": {"matchLabels": _labels("gateway")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+                        {"podSelector": {"matchLabels": _labels("bridge")}},
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+                    ],
+                    "ports": [{"port": stack.gateway.port}],
+                }
+            ],
+        },
+    }
+
+
 def _egress_policies(stack: StackConfig) -> list[dict[str, Any]]:
     """No model server may open a connection to anything; the gateway only to the backends and to DNS.
 
@@ -496,17 +541,24 @@ def _egress_policies(stack: StackConfig) -> list[dict[str, Any]]:
         "to": [{"podSelector": {"matchLabels": _labels(SERVICE_NAMES[role])}} for role in stack.roles],
         "ports": [{"port": cfg.port} for cfg in stack.roles.values()],
     }
+    # The audit repository (syslog over TLS, RFC 5425's port) is the site's own host, outside the cluster.
+    audit_repository = {"ports": [{"port": AUDIT_SYSLOG_PORT, "protocol": "TCP"}]}
     gateway = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": "cxr-gateway-egress-to-backends-only"},
-        "spec": {"podSelector": {"matchLabels": _labels("gateway")}, "policyTypes": ["Egress"], "egress": [to_backends, dns]},
+        "spec": {
+            "podSelector": {"matchLabels": _labels("gateway")},
+            "policyTypes": ["Egress"],
+            "egress": [to_backends, dns, audit_repository],
+        },
     }
     return [backends, gateway]
 
 
 def _ingress(stack: StackConfig) -> dict[str, Any]:
-    """HTTPS for the hospital's network, terminated here (ingress-nginx), plain HTTP inside the namespace.
+    """HTTPS for the hospital's network, terminated here (ingress-nginx), plain HTTP inside the namespace; only
+    the paths clients call (gateway/routes/access.py, EXTERNAL_PATHS), never /metrics, the API documents or /admin.
 
     The certificate is the Secret `cxr-gateway-tls` (kubectl create secret tls cxr-gateway-tls --cert --key);
     the host name is the hospital's. Streams run for minutes and bodies carry X-rays: the annotations say so.
@@ -531,10 +583,11 @@ def _ingress(stack: StackConfig) -> dict[str, Any]:
                     "http": {
                         "paths": [
                             {
-                                "path": "/",
-                                "pathType": "Prefix",
+                                "path": path,
+                                "pathType": kind,
                                 "backend": {"service": {"name": "gateway", "port": {"number": stack.gateway.port}}},
                             }
+                            for path, kind in EXTERNAL_PATHS.items()
                         ]
                     },
                 }
@@ -569,7 +622,7 @@ def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
             _claim("cxr-bridge-state", "20Gi", "ReadWriteOnce"),
         ]
         + ([_claim("cxr-hf-cache", "100Gi")] if stack.accelerator == "gpu" else []),
-        "networkpolicy.yaml": [_backend_policy(stack), *_egress_policies(stack)],
+        "networkpolicy.yaml": [_backend_policy(stack), _gateway_ingress_policy(stack), *_egress_policies(stack)],
         "gateway.yaml": [
             _k8s_gateway(stack),
             _service("gateway", stack.gateway.port),
@@ -596,7 +649,7 @@ def _kustomization(file_names: list[str]) -> dict[str, Any]:
         "kind": "Kustomization",
         "namespace": "cxr-serve",
         "resources": file_names,
-        # API keys: create gateway-keys.env (GATEWAY_API_KEYS=...) beside this file; it is never committed.
+        # Site settings: create gateway-keys.env (from deploy/gateway.env.example) beside this file; never committed.
         "secretGenerator": [{"name": "cxr-gateway-keys", "envs": ["gateway-keys.env"]}],
         "generatorOptions": {"disableNameSuffixHash": True},
     }

@@ -10,7 +10,7 @@ from services.contract import jsonlog
 def main() -> None:
     jsonlog.configure()
     settings = ClassifierSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, **settings.uvicorn_options())
 
 
 if __name__ == "__main__":

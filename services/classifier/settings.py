@@ -8,9 +8,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.contract.limits import InputLimits
+from services.contract.serving import ServingSettings
 
 
-class ClassifierSettings(BaseSettings, InputLimits):  # InputLimits: body, headers, pixels, DICOM policy
+class ClassifierSettings(BaseSettings, InputLimits, ServingSettings):  # limits: body, headers, pixels, DICOM; TLS
     model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
 
     model_path: Path = Path("models/pneumonia-classifier/model.onnx")

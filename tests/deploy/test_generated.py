@@ -161,12 +161,17 @@ def test_three_gateways_behind_an_ingress_that_terminates_tls(profile):
     (tls,) = ingress["spec"]["tls"]
     (rule,) = ingress["spec"]["rules"]
     assert tls["secretName"] and tls["hosts"] == [rule["host"]]
-    (path,) = rule["http"]["paths"]
     (service,) = _of_kind(profile, "gateway.yaml", "Service")
-    assert path["backend"]["service"] == {
-        "name": service["metadata"]["name"],
-        "port": {"number": service["spec"]["ports"][0]["port"]},
-    }
+    paths = rule["http"]["paths"]
+    for path in paths:
+        assert path["backend"]["service"] == {
+            "name": service["metadata"]["name"],
+            "port": {"number": service["spec"]["ports"][0]["port"]},
+        }
+    # Only what clients call: never /, /metrics, /docs, /openapi.json or /admin from the hospital network.
+    assert {p["path"]: p["pathType"] for p in paths} == {"/v1": "Prefix", "/ui": "Prefix", "/health": "Exact"}
+    for internal in ("/metrics", "/docs", "/openapi.json", "/admin/audit/events", "/ready"):
+        assert not any(internal == p["path"] or internal.startswith(p["path"] + "/") for p in paths), internal
 
 
 @pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
@@ -177,13 +182,26 @@ def test_model_servers_may_open_no_connection_and_the_gateway_only_to_them(profi
     (selector,) = backends["podSelector"]["matchExpressions"]
     assert set(selector["values"]) == set(manifests.SERVICE_NAMES.values())
     gateway = policies["cxr-gateway-egress-to-backends-only"]
-    to_backends, dns = gateway["egress"]
+    to_backends, dns, audit_repository = gateway["egress"]
+    assert "to" not in audit_repository and audit_repository["ports"] == [{"port": 6514, "protocol": "TCP"}]
     stack = config.load(profile, env={})
     assert {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in to_backends["to"]} == set(
         manifests.SERVICE_NAMES.values()
     )
     assert sorted(port["port"] for port in to_backends["ports"]) == sorted(cfg.port for cfg in stack.roles.values())
     assert "to" not in dns and {port["port"] for port in dns["ports"]} == {53}
+
+
+@pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
+def test_only_the_ingress_controller_the_bridge_and_monitoring_reach_the_gateway(profile):
+    policies = {doc["metadata"]["name"]: doc["spec"] for doc in _of_kind(profile, "networkpolicy.yaml", "NetworkPolicy")}
+    (rule,) = policies["cxr-gateway-from-ingress-bridge-monitoring"]["ingress"]
+    namespaces = {
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"] if "namespaceSelector" in p
+    }
+    pods = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule["from"] if "podSelector" in p}
+    assert namespaces == {"ingress-nginx", "monitoring"} and pods == {"bridge"}
+    assert rule["ports"] == [{"port": config.load(profile, env={}).gateway.port}]
 
 
 def test_gpu_compose_shares_one_gpu_and_kubernetes_gives_each_vllm_pod_its_own():

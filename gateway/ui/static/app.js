@@ -1,6 +1,7 @@
 // cxr-serve's page: one streamed /v1/chat/completions call per X-ray, shown as it arrives.
 // Model output is untrusted text: it only ever reaches the page through textContent.
-// Nothing is stored: no cookies, no localStorage; the API key lives in the input field only.
+// Nothing is stored by this script: no cookies it can read, no localStorage; the API key lives in the input field only,
+// and a hospital login is an HttpOnly cookie the gateway sets (gateway/routes/ui.py), never visible here.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -309,7 +310,7 @@ async function send(imageUrl) {
     headers: authHeaders({ "Content-Type": "application/json" }),
     body: JSON.stringify(requestBody(imageUrl)),
     cache: "no-store",
-    credentials: "omit",
+    credentials: "same-origin", // the hospital login's HttpOnly cookie, when signed in; never another site's
   });
   if (!response.ok) {
     showError(await httpError(response));
@@ -338,7 +339,12 @@ async function start() {
   page.config = await (await fetch("/ui/config.json", { cache: "no-store" })).json();
   page.language = page.config.default_language;
   $("language").value = page.language;
-  $("api-key-field").hidden = !page.config.auth_required;
+  // With the hospital's login the session cookie goes with every call of this page; no key to type.
+  $("account").hidden = !page.config.sign_in;
+  $("sign-in").hidden = Boolean(page.config.user);
+  $("signed-in").hidden = !page.config.user;
+  $("user-name").textContent = page.config.user || "";
+  $("api-key-field").hidden = !page.config.auth_required || page.config.sign_in;
   $("stand-in").hidden = !page.config.stand_in;
   $("file").addEventListener("change", (event) => choose(event.target.files[0]));
   $("language").addEventListener("change", (event) => {

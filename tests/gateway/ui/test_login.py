@@ -1,0 +1,65 @@
+"""A radiologist signs in to the web page through the hospital's OpenID Provider (a real oidc-provider on
+loopback) in Chromium, analyses an X-ray as themselves, and signs out; the page holds no token itself."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.conftest import SAMPLES
+from tests.gateway.ui.conftest import UiPage
+
+
+def sign_in(page: UiPage, login: str) -> None:
+    page.element("sign-in").click()
+    WebDriverWait(page.driver, 20).until(lambda d: d.find_elements(By.NAME, "login"))  # the provider's own form
+    page.driver.find_element(By.NAME, "login").send_keys(login)
+    page.driver.find_element(By.NAME, "password").send_keys("any password: the provider's development login")
+    page.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    def back_on_the_page(driver) -> bool:
+        if urlsplit(driver.current_url).netloc != urlsplit(page.base_url).netloc:
+            buttons = driver.find_elements(By.CSS_SELECTOR, "button[type=submit]")  # a consent step, if any
+            if buttons:
+                buttons[0].click()
+            return False
+        return urlsplit(driver.current_url).path == "/ui" and page.state() == "idle"
+
+    WebDriverWait(page.driver, 30, poll_frequency=0.5).until(back_on_the_page)
+
+
+def test_a_radiologist_signs_in_analyses_as_themselves_and_signs_out(browser, openid):
+    _, gateway = openid
+    page = UiPage(browser, gateway.url).open()
+    page.requested_urls()
+    assert page.visible("sign-in") and not page.visible("api-key-field")
+    sign_in(page, "dr.chen")
+    page.requested_urls()  # the login's own pages are the provider's (its development form loads web fonts)
+    assert page.text("user-name") == "dr.chen" and not page.visible("sign-in")
+    session = browser.get_cookie("cxr_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert browser.execute_script("return document.cookie") == ""  # the page's script sees no token
+    assert page.analyze(SAMPLES / "person1946_bacteria_4874.jpeg") == "done"
+    page.screenshot("login-signed-in")
+    records = [json.loads(line) for line in (gateway.audit_dir / "audit.jsonl").read_text().splitlines()]
+    assert records[-1]["actor"] == "user:dr.chen" and records[-1]["endpoint"] == "/v1/chat/completions"
+    assert session["value"] not in gateway.log_text() and session["value"] not in json.dumps(records)
+    outside = [url for url in page.requested_urls() if not url.startswith((gateway.url, "data:", "blob:"))]
+    assert outside == [], outside  # signed in, the page still asks nothing of anyone but the gateway
+    browser.find_element(By.LINK_TEXT, "Sign out").click()
+    page.wait_for_state("idle", timeout=20)
+    assert browser.get_cookie("cxr_session") is None and page.visible("sign-in")
+
+
+def test_a_person_without_a_permitted_role_is_signed_in_but_refused(browser, openid):
+    _, gateway = openid
+    browser.delete_all_cookies()
+    page = UiPage(browser, gateway.url).open()
+    sign_in(page, "visitor")
+    assert page.text("user-name") == "visitor"
+    assert page.analyze(SAMPLES / "person1946_bacteria_4874.jpeg") == "failed"
+    assert "'user:visitor' has no permission" in page.text("error")
+    browser.get(f"{gateway.url}/ui/logout")
