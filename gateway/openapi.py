@@ -52,9 +52,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, why in {
         400: "invalid request, image or parameter",
         401: "missing or wrong API key",
+        403: "the caller has no permission for this (or for this model)",
         404: "unknown model",
         413: "body too large",
-        429: "a backend is at its concurrency limit (Retry-After)",
+        429: "the caller's own limit or a backend's concurrency limit is reached (Retry-After)",
         502: "a backend refused the gateway's key",
         503: "a required backend failed",
     }.items()

@@ -17,18 +17,23 @@ from gateway import audit
 from gateway.audit_export import fhir_audit_event
 from gateway.dependencies import GatewayDep
 from gateway.fhir import FHIR_MEDIA_TYPE
+from gateway.openapi import ERROR_RESPONSES
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/admin/audit/events")
+class FhirResponse(JSONResponse):
+    media_type = FHIR_MEDIA_TYPE
+
+
+@router.get("/admin/audit/events", response_class=FhirResponse, responses=ERROR_RESPONSES)
 async def audit_events(
     gateway: GatewayDep,
     after: Annotated[int, Query(ge=-1)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> JSONResponse:
+) -> FhirResponse:
     found = await asyncio.to_thread(audit.records, gateway.audit.folder, after)
     events = [fhir_audit_event(record) for record in found[:limit]]
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": event} for event in events]}
     body = Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
-    return JSONResponse(body, media_type=FHIR_MEDIA_TYPE)
+    return FhirResponse(body)
