@@ -7,7 +7,7 @@ each event's first entity carries its seq and seal, so the copy can be checked a
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -22,18 +22,20 @@ from gateway.openapi import ERROR_RESPONSES
 router = APIRouter(tags=["operations"])
 
 
-class FhirResponse(JSONResponse):
-    media_type = FHIR_MEDIA_TYPE
+# The Bundle is FHIR JSON; errors keep the API's JSON error shape.
+BUNDLE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a FHIR Bundle of AuditEvents", "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}}}
+}
 
 
-@router.get("/admin/audit/events", response_class=FhirResponse, responses=ERROR_RESPONSES)
+@router.get("/admin/audit/events", responses={**BUNDLE, **ERROR_RESPONSES})
 async def audit_events(
     gateway: GatewayDep,
     after: Annotated[int, Query(ge=-1)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> FhirResponse:
+) -> JSONResponse:
     found = await asyncio.to_thread(audit.records, gateway.audit.folder, after)
     events = [fhir_audit_event(record) for record in found[:limit]]
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": event} for event in events]}
     body = Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
-    return FhirResponse(body)
+    return JSONResponse(body, media_type=FHIR_MEDIA_TYPE)
