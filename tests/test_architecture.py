@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,48 @@ def test_every_module_a_service_imports_is_installed_by_its_own_image(package: s
     sources = "".join(path.read_text() for path in REPO_ROOT.joinpath(*package.split(".")).rglob("*.py"))
     implied = {call: dist for call, dist in IMPLIED.items() if call in sources and dist not in installed}
     assert implied == {}, f"{package} needs these at run time, and its image does not install them"
+
+
+# The static check above sees only the imports written in the project; a library's own imports at run time
+# (uvicorn's httptools protocol needs `httptools`, which `uvicorn` alone does not install) it cannot see, and
+# the test environment, with every extra at once, hides them until the image is built. So each service's
+# modules, every one, are also imported in a fresh interpreter where every installed distribution its image
+# would not have is made unimportable, as in the image: an optional import (a library trying `brotli`) is
+# refused and falls back; a needed one fails the import, and the test with it.
+_IMPORT_AS_THE_IMAGE_WOULD = """
+import importlib, importlib.abc, json, pkgutil, sys
+absent = set(json.loads(sys.argv[1]))
+
+class NotInTheImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in absent:
+            raise ModuleNotFoundError(f"No module named {name!r} (its image does not install it)", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInTheImage())
+for name in sys.argv[2:]:
+    package = importlib.import_module(name)
+    for module in pkgutil.walk_packages(getattr(package, "__path__", []), name + "."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+"""
+
+
+@pytest.mark.parametrize(("package", "extra"), SERVICE_EXTRAS.items())
+def test_every_module_of_a_service_imports_with_only_what_its_image_installs(package: str, extra: str) -> None:
+    installed = _image_distributions(extra) | {"cxr-serve"}
+    providers = importlib.metadata.packages_distributions()
+    absent = sorted(m for m, d in providers.items() if not {canonicalize_name(n) for n in d} & installed)
+    argv = [sys.executable, "-c", _IMPORT_AS_THE_IMAGE_WOULD, json.dumps(absent), package, "services.contract"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert done.returncode == 0, f"{package} does not import with only base + [{extra}]:\n{done.stderr[-3000:]}"
+
+
+def test_the_run_time_check_catches_a_library_needing_what_the_image_lacks() -> None:
+    # uvicorn's httptools protocol, imported with `httptools` made absent, as the gateway's image once lacked it.
+    argv = [sys.executable, "-c", _IMPORT_AS_THE_IMAGE_WOULD, json.dumps(["httptools"]), "uvicorn.protocols.http.httptools_impl"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert done.returncode != 0 and "No module named 'httptools' (its image does not install it)" in done.stderr
 
 
 def test_the_worker_image_installs_none_of_the_gateways_dependencies() -> None:

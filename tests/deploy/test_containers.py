@@ -71,15 +71,22 @@ def compose_stack() -> Iterator[ComposeStack]:
         running = ComposeStack(stack, env, f"http://127.0.0.1:{port}")
         try:
             _build_images(env)
-            running.compose(
-                "up", "--detach", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 60
-            )
+            _up(running)
             yield running
         finally:
             _keep_logs(running)
             running.compose("down", "--volumes", "--rmi", "all", "--remove-orphans", "--timeout", "30", timeout=600)
             engine.docker("image", "rm", "--force", base_image.TAG, check=False)
             engine.docker("image", "prune", "--force", check=False)
+
+
+def _up(running: ComposeStack) -> None:
+    """`compose up --wait`; when a service never gets healthy, the failure carries its logs' last lines."""
+    try:
+        running.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 60)
+    except RuntimeError as failed:
+        last_lines = running.compose("logs", "--no-color", "--tail", "30")
+        raise RuntimeError(f"{failed}\n--- the last lines each service logged ---\n{last_lines[-6000:]}") from None
 
 
 def _build_images(env: dict[str, str]) -> None:
