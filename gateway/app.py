@@ -136,6 +136,7 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         report=s.report.sampling(),
         max_indication_tokens=s.max_indication_tokens,
         deadline_s=s.request_deadline_s,
+        consistency=s.report_consistency,
     )
     engines = EngineVersions({str(backend.name): backend.engine_version for backend in (classifier, fracture, report)})
     admission = Admission(limits)

@@ -18,6 +18,7 @@
     ├── UpstreamRejected      4xx     a backend refused the request: its status and reason, relayed
     ├── BackendAuthFailed     502     a backend refused the gateway's own API key for it
     ├── ReportInvalid         502     the report model's output is not a valid structured report (fail closed)
+    │   └── ReportInconsistent 502    its free text contradicts stage one (withheld by GATEWAY_REPORT_CONSISTENCY)
     └── BackendFailed         503     a backend is unreachable, timed out, answered 5xx or broke off
         └── BackendUnavailable 503    its circuit is open after repeated failures: not called (Retry-After)
 
@@ -196,6 +197,16 @@ class ReportInvalid(GatewayError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"report backend's output failed validation, withheld: {reason}")
+        self.backend = "report"
+
+
+class ReportInconsistent(ReportInvalid):
+    """The report validated, but its text states a finding otherwise than stage one; withheld all the same."""
+
+    code = "report_inconsistent"
+
+    def __init__(self, contradictions: list[str]) -> None:
+        GatewayError.__init__(self, f"report backend's text contradicts stage one, withheld: {'; '.join(contradictions)}")
         self.backend = "report"
 
 

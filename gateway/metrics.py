@@ -73,6 +73,12 @@ class GatewayMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.report_contradictions = Counter(
+            "gateway_report_contradictions",
+            "Reports whose text contradicts stage one, by finding and what the policy did (withhold, mark)",
+            ["finding", "policy"],
+            registry=self.registry,
+        )
 
     def watch_unshipped(self, count: HasUnshipped) -> None:
         Gauge(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.clinical.abstention import FindingAssessment
+from gateway.clinical.consistency import Contradiction
 from gateway.clinical.content import Language
 from gateway.clinical.rules import CodedText
 from gateway.clinical.structured import StructuredReport
@@ -185,6 +186,10 @@ class CxrResult(CxrFindings):
     report_available: bool
     structured_report: StructuredReport | None = Field(
         description="the report model's output, validated against the schema; None when it failed (fail closed)"
+    )
+    report_contradictions: list[Contradiction] = Field(
+        description="where the report's text states a finding otherwise than stage one; empty when it agrees. "
+        "Under the default policy such a report is withheld (structured_report None), else kept and marked"
     )
     models: list[ModelInfo]
     provenance: Provenance

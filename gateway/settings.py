@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.backends.calls import Sampling
+from gateway.clinical.consistency import ConsistencyPolicy
 from gateway.clinical.content import Language
 from gateway.identity import Permission
 from services.contract.limits import InputLimits
@@ -205,6 +206,12 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: bo
     # The clinical indication's share of the report model's context, in its tokens; longer is a 400. The cpu
     # profile's 2048 tokens hold the report budget (1024), the longest prompt (~700, Chinese) and this.
     max_indication_tokens: int = Field(default=256, ge=1)
+
+    # A report whose free text states a finding otherwise than stage one (gateway/clinical/consistency.py):
+    # `withhold` it as an invalid report is (fail closed: partial, the report stage's warning names each
+    # contradiction), or `mark` it (kept, with the contradictions in the answer, a warning and a caution line
+    # heading the narrative). Either way they are counted (gateway_report_contradictions_total).
+    report_consistency: ConsistencyPolicy = "withhold"
 
     # A streamed cxr-report sends an SSE comment this often while its report is written (sent once validated).
     stream_keepalive_s: float = Field(default=10.0, gt=0)

@@ -14,9 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.clinical.content import ClinicalContent, Language, Wording
+from gateway.clinical.content import ClinicalContent, FindingName, Language, Wording
 
-FindingName = Literal["pneumonia", "fracture"]
 FindingState = Literal["present", "absent", "uncertain", "not_detected", "unavailable"]
 NOT_PUBLISHED = {"zh": "未公布", "en": "not published"}
 

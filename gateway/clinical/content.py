@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import string
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -84,10 +84,36 @@ class Recommendations(_Strict):
     by_fracture: list[AdviceRule]
 
 
-class FractureTerms(_Strict):
+FindingName = Literal["pneumonia", "fracture"]
+
+
+class Cues(_Strict):
+    """What gateway/clinical/negation.py reads a text with: a term, and the cues that negate or hedge it."""
+
     mention: list[str] = Field(min_length=1)
+    negation: list[str] = Field(min_length=1)  # before the term in its clause: "no fracture"
+    post_negation: list[str] = Field(default_factory=list)  # after it: "pneumonia is absent"
+    uncertainty: list[str] = Field(min_length=1)  # anywhere in the clause: "possible fracture"
+
+
+class ReportCues(_Strict):
+    """The cues the report's free text is read with (gateway/clinical/consistency.py): one set, a term list a finding."""
+
+    mention: dict[FindingName, list[str]]
     negation: list[str] = Field(min_length=1)
+    post_negation: list[str] = Field(min_length=1)
     uncertainty: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _every_finding_has_terms(self) -> ReportCues:
+        missing = set(get_args(FindingName)) - {name for name, terms in self.mention.items() if terms}
+        if missing:
+            raise ValueError(f"mention: no terms for {sorted(missing)}")
+        return self
+
+    def of(self, finding: FindingName) -> Cues:
+        fields = self.model_dump(exclude={"mention"})
+        return Cues(mention=self.mention[finding], **fields)
 
 
 class Placeholders(_Strict):
@@ -142,10 +168,12 @@ class Rules(_Strict):
     risk_level: list[CodedRule] = Field(min_length=1)
     confidence_interpretation: list[CodedRule] = Field(min_length=1)
     recommendations: Recommendations
-    fracture_terms: FractureTerms
+    fracture_terms: Cues
+    report_consistency: ReportCues
     disclaimer: Localized
     stand_in_notice: Localized
     report_unavailable: Localized
+    report_inconsistent: Localized
     placeholders: Placeholders
     abstention: Abstention
     narrative: NarrativeHeadings
@@ -174,7 +202,9 @@ class ClinicalContent(BaseModel):
     rules_sha256: str  # of rules.yaml as read: the rules' version in every answer's provenance
     report_prompt_sha256: dict[Language, str]
 
-    def text(self, key: Literal["disclaimer", "stand_in_notice", "report_unavailable"], language: Language) -> str:
+    def text(
+        self, key: Literal["disclaimer", "stand_in_notice", "report_unavailable", "report_inconsistent"], language: Language
+    ) -> str:
         localized: Localized = getattr(self.rules, key)
         return localized.get(language)
 

@@ -1,18 +1,16 @@
 """ChexFract's free text → a `suspected` flag, with negation and uncertainty handling.
 
-Deliberately simple and transparent (NegEx-style cue words from rules.yaml,
-per clause): the flag is a triage hint, and the sentences that set it are
+Read with gateway/clinical/negation.py and rules.yaml's `fracture_terms`: the flag is a triage hint, and
+the clauses that set it (stated present or uncertain: for triage a possible fracture is suspected) are
 returned as evidence so a reader can see why.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from gateway.clinical.content import FractureTerms
-
-_CLAUSES = re.compile(r"[.;:!?\n。；！？]|,\s*(?:but|however)\b|，")
+from gateway.clinical import negation
+from gateway.clinical.content import Cues
 
 
 @dataclass(frozen=True)
@@ -21,20 +19,6 @@ class FractureFinding:
     evidence: list[str]
 
 
-def _cue(words: list[str]) -> re.Pattern[str]:
-    # Word boundaries for Latin words ("not" must not match "cannot"); CJK cues match as they are.
-    parts = [rf"\b{re.escape(w)}\b" if w.isascii() else re.escape(w) for w in sorted(words, key=len, reverse=True)]
-    return re.compile("|".join(parts), re.IGNORECASE)
-
-
-def parse(text: str, terms: FractureTerms) -> FractureFinding:
-    mention, negation, uncertainty = _cue(terms.mention), _cue(terms.negation), _cue(terms.uncertainty)
-    evidence = []
-    for clause in (c.strip() for c in _CLAUSES.split(text)):
-        term = mention.search(clause)
-        if not term:
-            continue
-        before = clause[: term.start()]
-        if uncertainty.search(clause) or not negation.search(before):
-            evidence.append(clause)
+def parse(text: str, terms: Cues) -> FractureFinding:
+    evidence = [m.clause for m in negation.mentions(text, terms) if m.stated != "absent"]
     return FractureFinding(suspected=bool(evidence), evidence=evidence)

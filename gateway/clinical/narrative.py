@@ -13,11 +13,20 @@ from gateway.clinical.structured import StructuredReport
 
 
 def render(
-    content: ClinicalContent, report: StructuredReport, assessed: list[FindingAssessment], language: Language, disclaimer: str
+    content: ClinicalContent,
+    report: StructuredReport,
+    assessed: list[FindingAssessment],
+    language: Language,
+    disclaimer: str,
+    *,
+    caution: str | None = None,
 ) -> str:
+    """`caution`, when given, heads the text: a report kept although it contradicts stage one says so first."""
     headings = content.rules.narrative
     statements = {a.finding: a.statement for a in assessed}
-    lines = [f"## {headings.title.get(language)}", "", f"**{headings.findings.get(language)}**"]
+    lines = [f"## {headings.title.get(language)}", ""]
+    lines += [f"**{caution}**", ""] if caution else []
+    lines += [f"**{headings.findings.get(language)}**"]
     lines += [f"- {statements[f.finding]}: {f.evidence}" for f in report.findings]
     lines += [f"- {a.statement}: {a.reason}" for a in assessed if a.state == "unavailable"]
     lines += ["", f"**{headings.impression.get(language)}**", report.impression]

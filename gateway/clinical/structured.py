@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.clinical.abstention import FindingAssessment, FindingName, FindingState
+from gateway.clinical.abstention import FindingAssessment, FindingState
+from gateway.clinical.content import FindingName
 from services.contract.validation import describe
 
 ReportStatus = Literal["present", "absent", "uncertain"]  # narrowed per request to the one stage one allows

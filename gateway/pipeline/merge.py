@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from gateway.clinical import rules
 from gateway.clinical.abstention import FindingAssessment
+from gateway.clinical.consistency import Contradiction
 from gateway.clinical.content import Language
 from gateway.clinical.structured import StructuredReport
 from gateway.protocol import (
@@ -65,6 +66,7 @@ def cxr_result(
     timings: dict[str, StageTiming],
     warnings: list[StageWarning],
     report: StructuredReport | None,
+    contradictions: list[Contradiction],
     models: list[ModelInfo],
     made_by: Provenance,
 ) -> CxrResult:
@@ -75,6 +77,7 @@ def cxr_result(
         status=status,
         report_available=report is not None,
         structured_report=report,
+        report_contradictions=contradictions,
         models=models,
         provenance=made_by,
     )

@@ -11,10 +11,11 @@ from gateway.admission import Admission
 from gateway.backends.calls import ChatCall, Sampling
 from gateway.backends.protocols import ChatModel, Classifier
 from gateway.catalog import Catalog
-from gateway.clinical import abstention, fracture_findings, narrative, rules, structured
-from gateway.clinical.content import ClinicalContent, Language
+from gateway.clinical import abstention, consistency, fracture_findings, narrative, rules, structured
+from gateway.clinical.consistency import ConsistencyPolicy, Contradiction
+from gateway.clinical.content import ClinicalContent, FindingName, Language
 from gateway.clinical.structured import StructuredReport
-from gateway.errors import BackendFailed, GatewayError, IndicationTooLong, ReportInvalid
+from gateway.errors import BackendFailed, GatewayError, IndicationTooLong, ReportInconsistent, ReportInvalid
 from gateway.images import XrayInput, data_uri
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import merge
@@ -55,6 +56,7 @@ class PipelineConfig:
     report: Sampling
     max_indication_tokens: int  # what the report prompt leaves of the report model's context for the indication
     deadline_s: float  # one end-to-end budget for classifier, ChexFract and the report together
+    consistency: ConsistencyPolicy  # a report whose text contradicts stage one: withheld or marked
 
 
 @dataclass
@@ -80,6 +82,7 @@ class _Report:
     pieces: list[str] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     structured: StructuredReport | None = None
+    contradictions: list[Contradiction] = field(default_factory=list)
     narrative: str = ""
     error: GatewayError | None = None
 
@@ -142,7 +145,8 @@ class Pipeline:
         try:
             with run.clock.measure(Role.REPORT):
                 await self._before_deadline(run, Role.REPORT, lambda: self._write(report, findings, run))
-                report.structured = self._validated(report, structured.expected(findings.assessed))
+                validated = self._validated(report, structured.expected(findings.assessed))
+                report.structured = self._consistent(report, validated, findings)
         except GatewayError as error:
             report.error = error
             # A report cut at its budget keeps the backend's "length"; any other failure says "error".
@@ -150,8 +154,25 @@ class Pipeline:
             run.failed(Role.REPORT, error)
             return report
         language = run.request.language
-        report.narrative = narrative.render(self.clinical, report.structured, findings.assessed, language, run.disclaimer)
+        caution = None
+        if report.contradictions:  # kept under the `mark` policy: said in the warnings and atop the narrative
+            named = "; ".join(c.describe() for c in report.contradictions)
+            run.warnings.append(StageWarning(stage=Role.REPORT, message=f"the report's text contradicts stage one: {named}"))
+            caution = f"{self.clinical.text('report_inconsistent', language)} {named}"
+        report.narrative = narrative.render(
+            self.clinical, report.structured, findings.assessed, language, run.disclaimer, caution=caution
+        )
         return report
+
+    def _consistent(self, report: _Report, validated: StructuredReport, findings: Findings) -> StructuredReport:
+        """The validated report read back against stage one; withheld on a contradiction unless the policy marks it."""
+        cues = self.clinical.rules.report_consistency
+        report.contradictions = consistency.contradictions(validated, findings.assessed, cues)
+        for contradiction in report.contradictions:
+            self.metrics.report_contradictions.labels(contradiction.finding, self.config.consistency).inc()
+        if report.contradictions and self.config.consistency == "withhold":
+            raise ReportInconsistent([c.describe() for c in report.contradictions])
+        return validated
 
     async def _write(self, report: _Report, findings: Findings, run: _Run) -> None:
         async for piece in self.report.stream(self._report_call(findings, run)):
@@ -176,9 +197,7 @@ class Pipeline:
         except TimeoutError:
             raise failure from None
 
-    def _validated(
-        self, report: _Report, expected: list[tuple[abstention.FindingName, structured.ReportStatus]]
-    ) -> StructuredReport:
+    def _validated(self, report: _Report, expected: list[tuple[FindingName, structured.ReportStatus]]) -> StructuredReport:
         if report.finish_reason == "length":
             raise ReportInvalid("the report model's JSON was cut at its token budget (max_tokens) before it was complete")
         try:
@@ -288,7 +307,8 @@ class Pipeline:
         timings = run.clock.total()
         engines = await self.engines.get()
         made = provenance(self.clinical, self.models, engines, run.request.language)
-        result = merge.cxr_result(found, timings, list(run.warnings), report.structured, self.models, made)
+        warnings, contradictions = list(run.warnings), report.contradictions
+        result = merge.cxr_result(found, timings, warnings, report.structured, contradictions, self.models, made)
         self.metrics.pipeline_status.labels(result.status).inc()
         for stage, timing in timings.items():
             self.metrics.stage_seconds.labels(stage).observe(timing.duration_ms / 1000)

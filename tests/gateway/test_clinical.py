@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clinical import fracture_findings, rules
+from gateway.clinical import consistency, fracture_findings, negation, rules
+from gateway.clinical.abstention import FindingAssessment
 from gateway.clinical.content import CLINICAL_DIR, ClinicalContentError, load
+from gateway.clinical.structured import ReportFinding, StructuredReport
 
 CLINICAL = load()
 
@@ -59,6 +61,80 @@ def test_fracture_text_negation(text, suspected):
     finding = fracture_findings.parse(text, CLINICAL.rules.fracture_terms)
     assert finding.suspected is suspected
     assert bool(finding.evidence) is suspected
+
+
+def _report(pneumonia: str, fracture: str, impression: str, recommendations: list[str] = ()) -> StructuredReport:
+    return StructuredReport(
+        findings=[
+            ReportFinding(finding="pneumonia", status="present", evidence=pneumonia),
+            ReportFinding(finding="fracture", status="uncertain", evidence=fracture),
+        ],
+        impression=impression,
+        recommendations=list(recommendations),
+    )
+
+
+def _assessed(pneumonia: str, fracture: str) -> list[FindingAssessment]:
+    def one(finding: str, state: str) -> FindingAssessment:
+        return FindingAssessment(finding=finding, state=state, statement="s", reason="r", probability=None)
+
+    return [one("pneumonia", pneumonia), one("fracture", fracture)]
+
+
+def _found(report: StructuredReport, pneumonia: str, fracture: str) -> list[tuple[str, str, str]]:
+    found = consistency.contradictions(report, _assessed(pneumonia, fracture), CLINICAL.rules.report_consistency)
+    return [(c.finding, c.stated, c.part) for c in found]
+
+
+@pytest.mark.parametrize(
+    ("text", "stated"),
+    [
+        ("Right lower lobe pneumonia.", ["present"]),
+        ("No pneumonia.", ["absent"]),
+        ("Pneumonia is absent.", ["absent"]),
+        ("Pneumonia is ruled out.", ["absent"]),
+        ("Pneumonia cannot be excluded.", ["uncertain"]),
+        ("Findings suggest pneumonia.", ["uncertain"]),
+        ("No consolidation, but pneumonia is possible.", ["absent", "uncertain"]),
+        ("Lungs are clear.", []),
+        ("未见肺炎。", ["absent"]),
+        ("右下肺肺炎。", ["present"]),
+    ],
+)
+def test_the_report_reader_states_each_mention_present_absent_or_uncertain(text, stated):
+    cues = CLINICAL.rules.report_consistency.of("pneumonia")
+    assert [m.stated for m in negation.mentions(text, cues)] == stated
+
+
+def test_a_report_that_agrees_with_stage_one_has_no_contradiction():
+    agrees = _report("Opacity in the right lower lobe.", "No fracture is seen.", "Findings consistent with pneumonia.")
+    assert _found(agrees, "present", "not_detected") == []
+    hedged = _report("Possible pneumonia.", "A fracture cannot be excluded.", "Pneumonia; a fracture is not ruled out.")
+    assert _found(hedged, "present", "not_detected") == []
+
+
+def test_each_contradiction_is_named_by_finding_statement_and_part():
+    # The case: ChexFract described none, the impression asserts a fracture.
+    assert _found(_report("Opacity.", "Not detected.", "Rib fracture."), "present", "not_detected") == [
+        ("fracture", "present", "impression")
+    ]
+    # A pneumonia classified absent asserted in a recommendation, and one classified present denied.
+    assert _found(_report("Clear.", "None.", "Normal.", ["Treat the pneumonia."]), "absent", "not_detected") == [
+        ("pneumonia", "present", "recommendation 1")
+    ]
+    assert _found(_report("No pneumonia.", "None.", "Normal."), "present", "not_detected") == [
+        ("pneumonia", "absent", "pneumonia evidence")
+    ]
+    # An undecided classification may only be hedged; a fracture no model gave may not be stated at all.
+    assert _found(_report("Pneumonia.", "None.", "No fracture."), "uncertain", "unavailable") == [
+        ("pneumonia", "present", "pneumonia evidence"),
+        ("fracture", "absent", "impression"),
+    ]
+
+
+def test_a_report_that_omits_a_finding_from_its_text_has_no_contradiction():
+    # Nothing in the free text names either finding: the schema's statuses stand, nothing is contradicted.
+    assert _found(_report("Opacity at the right base.", "Bones intact.", "See above."), "present", "unavailable") == []
 
 
 def _clinical_copy(tmp_path: Path, edit) -> Path:

@@ -21,8 +21,9 @@ from gateway.backends.calls import ChatAnswer, ChatCall, Sampling, StreamPiece
 from gateway.backends.protocols import ChatModel, Classifier
 from gateway.catalog import Catalog
 from gateway.clinical.abstention import PublishedFigures
+from gateway.clinical.consistency import ConsistencyPolicy
 from gateway.clinical.content import load
-from gateway.errors import BackendFailed, BackendSaturated, ReportInvalid
+from gateway.errors import BackendFailed, BackendSaturated, ReportInconsistent, ReportInvalid
 from gateway.images import XrayInput
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.events import Accepted, Completed, FindingsReady, ReportDelta
@@ -136,13 +137,19 @@ def in_flight(admission: Admission) -> tuple[int, ...]:
 
 
 def pipeline(
-    classifier: Classifier, fracture: ChatModel, report: ChatModel, deadline_s: float = 60, admission: Admission | None = None
+    classifier: Classifier,
+    fracture: ChatModel,
+    report: ChatModel,
+    deadline_s: float = 60,
+    admission: Admission | None = None,
+    consistency: ConsistencyPolicy = "withhold",
 ) -> Pipeline:
     config = PipelineConfig(
         fracture=Sampling(temperature=0.3, top_p=0.9, max_tokens=24),
         report=Sampling(temperature=0.0, top_p=1.0, max_tokens=64),
         max_indication_tokens=256,
         deadline_s=deadline_s,
+        consistency=consistency,
     )
     figures = PublishedFigures(classifier_accuracy=None, fracture_recall=0.487, fracture_precision=None)
     admitted = admission or slots()
@@ -277,3 +284,53 @@ async def test_admission_is_all_or_none_and_a_relayed_body_holds_its_slot_until_
     await relayed.aclose()  # the client left half-way
     admitted.release()  # and the response's background release runs too: given back once
     assert in_flight(admission) == (0, 0, 0)
+
+
+# The case: ChexFract described no fracture, and the report's impression asserts one.
+CONTRADICTING_REPORT = VALID_REPORT.replace("Findings suggest pneumonia.", "Pneumonia with a rib fracture.")
+
+
+async def test_a_report_contradicting_stage_one_is_withheld_naming_the_finding():
+    p = pipeline(StandInClassifier(), Fracture(), Report([CONTRADICTING_REPORT]))
+    got = await events(p)
+    done = got[-1]
+    assert not [e for e in got if isinstance(e, ReportDelta)]  # never shown, not even in a stream
+    assert isinstance(done, Completed) and isinstance(done.report_error, ReportInconsistent)
+    assert done.result.status == "partial" and done.result.structured_report is None
+    assert [(c.finding, c.stage_one, c.stated, c.part) for c in done.result.report_contradictions] == [
+        ("fracture", "not_detected", "present", "impression")
+    ]
+    [warning] = done.result.warnings
+    assert (
+        warning.stage == "report" and "the impression states fracture present; stage one has it not detected" in warning.message
+    )
+    assert "rib" not in warning.message  # the report's words are named, never quoted
+    assert done.report == load().text("report_unavailable", "en")
+    assert _counted(p, "fracture", "withhold") == 1.0
+
+
+async def test_under_the_mark_policy_a_contradicting_report_is_kept_and_headed_by_a_caution():
+    p = pipeline(StandInClassifier(), Fracture(), Report([CONTRADICTING_REPORT]), consistency="mark")
+    done = (await events(p))[-1]
+    assert isinstance(done, Completed) and done.report_error is None
+    assert done.result.structured_report is not None and done.result.status == "complete"
+    assert [c.part for c in done.result.report_contradictions] == ["impression"]
+    assert "contradicts stage one" in done.result.warnings[0].message
+    caution = load().text("report_inconsistent", "en")
+    lines = done.report.splitlines()
+    assert (
+        lines[2].startswith(f"**{caution} the impression states fracture present") and "Pneumonia with a rib fracture." in lines
+    )
+    assert _counted(p, "fracture", "mark") == 1.0
+
+
+async def test_a_report_that_agrees_has_no_contradictions_and_counts_none():
+    p = pipeline(StandInClassifier(), Fracture(), Report(PIECES))
+    done = (await events(p))[-1]
+    assert isinstance(done, Completed) and done.result.report_contradictions == []
+    assert _counted(p, "fracture", "withhold") == 0.0
+
+
+def _counted(p: Pipeline, finding: str, policy: str) -> float:
+    value = p.metrics.registry.get_sample_value("gateway_report_contradictions_total", {"finding": finding, "policy": policy})
+    return value or 0.0
