@@ -85,7 +85,7 @@ endef
 # DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge), rsyslog with its
 # TLS driver as the audit repository (tests/gateway/test_audit_repository.py; its system service left stopped).
 # Without them those tests fail and print the command.
-TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk rsyslog rsyslog-gnutls
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk dicom3tools rsyslog rsyslog-gnutls
 test-packages:
 	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc rsyslog 2>/dev/null || true; })
 

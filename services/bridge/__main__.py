@@ -6,6 +6,7 @@
     python -m services.bridge replay SOP_UID      put one back in the queue and the outbox (--all: every dead letter;
                                                   --destination NAME: only that destination's deliveries)
     python -m services.bridge pacs analyze|watch  DICOMweb: studies read from a PACS, SRs stored back (pacs/)
+    python -m services.bridge pacs agreement      the radiologists' agreement per model version, from the verified SRs
 
 The CLI reads and writes the state database of CXR_BRIDGE_STATE_DIR beside a running bridge (SQLite, WAL);
 a replayed instance is taken up within seconds.

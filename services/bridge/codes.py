@@ -24,3 +24,18 @@ NO_UNITS = Code("1", "UCUM", "no units")
 CLASS_CODES = {"PNEUMONIA": PNEUMONIA, "NORMAL": NORMAL}
 MODEL = Code("model", SCHEME, "Model that produced this result")
 DICOM_STUDY = Code("113014", "DCM", "DICOM Study")  # the ORU's reference to the study (Study Instance UID)
+
+# The radiologist's review (pacs/verified.py): what was reviewed, the verdict on it, and the finding as signed.
+AI_RESULT = Code("ai-result", SCHEME, "AI result reviewed")
+REVIEW_VERDICT = Code("review-verdict", SCHEME, "Radiologist's verdict on the AI result")
+ACCEPTED = Code("accepted", SCHEME, "AI result accepted")
+REJECTED = Code("rejected", SCHEME, "AI result rejected")
+MODIFIED = Code("modified", SCHEME, "AI result modified")
+SIGNED_STATE = Code("signed-state", SCHEME, "Finding as signed by the radiologist")
+PRESENT = Code("52101004", "SCT", "Present")
+ABSENT = Code("2667000", "SCT", "Absent")
+INDETERMINATE = Code("82334004", "SCT", "Indeterminate")
+REVIEW_COMMENT = Code("review-comment", SCHEME, "Reviewer's comment")
+SIGNED_REPORT = Code("signed-report", SCHEME, "Signed report")
+REPORT_VERDICT = Code("report-verdict", SCHEME, "Radiologist's verdict on the AI report")
+EDITED = Code("edited", SCHEME, "AI report edited")

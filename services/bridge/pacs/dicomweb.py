@@ -117,6 +117,32 @@ class Pacs:
         filters = {"SeriesInstanceUID": result_series_uid(ref.sop)}
         return bool(call("QIDO result", self.client.search_for_series, ref.study, search_filters=filters))
 
+    def series(self, modality: str, description: str, study_uid: str | None = None) -> list[Dataset]:
+        """Series of a modality with this exact description, in one study or across the PACS, page by page.
+
+        The description is matched here: Orthanc's QIDO matches no SeriesDescription filter, not even `*`
+        (tests/bridge/pacs/test_review.py stores and finds the SRs)."""
+        page_size, found, offset = self.cap or _PAGE, [], 0
+        fields = ["SeriesDescription", "SeriesDate", "SeriesTime"]
+        while True:
+            page = call(
+                "QIDO series",
+                self.client.search_for_series,
+                study_uid,
+                search_filters={"Modality": modality},
+                fields=fields,
+                limit=page_size,
+                offset=offset,
+            )
+            offset += len(page)
+            found += [ds for ds in _datasets(page) if ds.get("SeriesDescription") == description]
+            if len(page) < page_size:
+                return found
+
+    def instances(self, study_uid: str, series_uid: str) -> list[InstanceRef]:
+        found = call("QIDO instances", self.client.search_for_instances, study_uid, series_uid)
+        return [InstanceRef(study_uid, series_uid, str(ds.SOPInstanceUID)) for ds in _datasets(found)]
+
     def retrieve(self, ref: InstanceRef) -> Dataset:
         dataset: Dataset = call("WADO instance", self.client.retrieve_instance, ref.study, ref.series, ref.sop)
         return dataset

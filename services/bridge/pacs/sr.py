@@ -178,6 +178,7 @@ def build(source: Dataset, analysis: Analysis, series_number: int = 990) -> Data
         is_verified=False,
     )
     sr.SeriesDescription = SERIES_DESCRIPTION
+    sr.SeriesDate, sr.SeriesTime = sr.ContentDate, sr.ContentTime  # when it was made: the worklist's order
     return sr
 
 
