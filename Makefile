@@ -82,7 +82,8 @@ endef
 # What the tests drive for real: Chromium and ChromeDriver for the web page (tests/gateway/ui), a CJK font for
 # its zh screenshots, Orthanc with its DICOMweb plugin as the PACS (tests/bridge; its own system service
 # is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py),
-# DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge), rsyslog with its
+# DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge), dicom3tools'
+# dciodvfy as an independent validator of the verified SR (tests/bridge/pacs/test_verified.py), rsyslog with its
 # TLS driver as the audit repository (tests/gateway/test_audit_repository.py; its system service left stopped).
 # Without them those tests fail and print the command.
 TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk dicom3tools rsyslog rsyslog-gnutls

@@ -131,7 +131,7 @@ def gateway_env(
     for name, sampling in stack.sampling.items():
         for key, value in sampling.model_dump(exclude_none=True).items():
             env[f"GATEWAY_{name.upper()}_{key.upper()}"] = str(value)
-    return env
+    return env | stack.gateway_env
 
 
 def _gateway(stack: StackConfig, environ: Mapping[str, str]) -> ServiceCommand:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.contract.paths import MODELS_YAML, REPO_ROOT
 from services.contract.roles import Role
@@ -98,6 +98,19 @@ class StackConfig(_Strict):
     containers: ContainerConfig
     roles: dict[Role, RoleConfig]
     sampling: dict[Role, SamplingConfig]
+    # GATEWAY_* settings this profile gives the gateway (natively, compose and Kubernetes alike); an
+    # operator's own GATEWAY_* variables still win. Each must name a setting of gateway/settings.py.
+    gateway_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("gateway_env")
+    @classmethod
+    def _known_settings(cls, value: dict[str, str]) -> dict[str, str]:
+        from gateway.settings import GatewaySettings
+
+        unknown = [k for k in value if k.removeprefix("GATEWAY_").lower() not in GatewaySettings.model_fields]
+        if unknown or not all(k.startswith("GATEWAY_") for k in value):
+            raise ValueError(f"gateway_env: {sorted(unknown) or sorted(value)} are not GATEWAY_* settings of the gateway")
+        return value
 
     def url(self, role: Role) -> str:
         return f"http://127.0.0.1:{self.roles[role].port}"
@@ -161,5 +174,6 @@ def load(profile: str | None = None, env: Mapping[str, str] | None = None, path:
         "containers": document["containers"],
         "roles": resolved["roles"],
         "sampling": document["sampling"],
+        "gateway_env": resolved.get("gateway_env", {}),
     }
     return StackConfig.model_validate(_apply_env_overrides(data, env))
