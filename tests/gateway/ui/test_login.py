@@ -20,10 +20,18 @@ def sign_in(page: UiPage, login: str) -> None:
     page.driver.find_element(By.NAME, "password").send_keys("any password: the provider's development login")
     page.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
+    consented: set[str] = set()
+
     def back_on_the_page(driver) -> bool:
         if urlsplit(driver.current_url).netloc != urlsplit(page.base_url).netloc:
-            buttons = driver.find_elements(By.CSS_SELECTOR, "button[type=submit]")  # a consent step, if any
+            # A consent step, if any: clicked once. Never the login form's own button again while the
+            # browser is still leaving it (a loaded machine): a second login submission ends the provider's
+            # interaction, and the browser on its error page.
+            if driver.find_elements(By.NAME, "login") or driver.current_url in consented:
+                return False
+            buttons = driver.find_elements(By.CSS_SELECTOR, "button[type=submit]")
             if buttons:
+                consented.add(driver.current_url)
                 buttons[0].click()
             return False
         return urlsplit(driver.current_url).path == "/ui" and page.state() == "idle"
