@@ -84,11 +84,12 @@ endef
 # is left stopped), nftables to see every packet the stack addresses outside itself (tests/deploy/test_topology.py),
 # DCMTK (storescu, echoscu, dsrdump) as an independent DICOM peer of the bridge (tests/bridge), dicom3tools'
 # dciodvfy as an independent validator of the verified SR (tests/bridge/pacs/test_verified.py), rsyslog with its
-# TLS driver as the audit repository (tests/gateway/test_audit_repository.py; its system service left stopped).
+# TLS driver as the audit repository (tests/gateway/test_audit_repository.py; its system service left stopped),
+# Prometheus for its promtool, which checks and unit-tests the agreement alert (tests/deploy/test_monitoring.py).
 # Without them those tests fail and print the command.
-TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk dicom3tools rsyslog rsyslog-gnutls
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei orthanc orthanc-dicomweb nftables dcmtk dicom3tools rsyslog rsyslog-gnutls prometheus
 test-packages:
-	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc rsyslog 2>/dev/null || true; })
+	$(call apt_ensure,$(TEST_PACKAGES),&& { systemctl disable --now orthanc rsyslog prometheus 2>/dev/null || true; })
 
 # The OpenID Provider of the login tests: panva's oidc-provider from npm, as its lock file pins it.
 test-peers: scripts/peers/oidc/node_modules/.package-lock.json

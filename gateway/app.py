@@ -36,7 +36,8 @@ from gateway.metrics import GatewayMetrics
 from gateway.oidc import OidcConfig, OpenIdProvider
 from gateway.pipeline.stages import Pipeline, PipelineConfig
 from gateway.provenance import EngineVersions
-from gateway.routes import access, admin, analyze, chat, errors, health, models, observation
+from gateway.reviews import ReviewDesk
+from gateway.routes import access, admin, analyze, chat, errors, health, models, observation, reviews
 from gateway.routes import ui as ui_routes
 from gateway.settings import BackendRole, GatewaySettings
 from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserver
@@ -165,7 +166,16 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         page=ui.load(),
         audit=trail,
         audit_shipper=_shipper(s, trail, metrics),
+        reviews=await _review_desk(s, stack),
     )
+
+
+async def _review_desk(settings: GatewaySettings, stack: AsyncExitStack) -> ReviewDesk | None:
+    if settings.review_url is None or settings.review_api_key is None:
+        return None
+    http = httpx2.AsyncClient(timeout=settings.review_timeout_s, trust_env=False)
+    await stack.enter_async_context(http)
+    return ReviewDesk(http, settings.review_url, settings.review_api_key.get_secret_value())
 
 
 async def _openid_provider(settings: GatewaySettings, stack: AsyncExitStack) -> OpenIdProvider | None:
@@ -247,7 +257,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(ui_routes.router)  # the page itself needs no key; its calls to /v1 do
-    for module in (models, chat, analyze):
+    for module in (models, chat, analyze, reviews):
         app.include_router(module.router)
     app.add_middleware(AiDisclosure)
     app.add_middleware(access.Access, reject=errors.error_response)  # who, and their limits, before any route

@@ -14,6 +14,9 @@ line in `<audit_dir>/audit.jsonl`:
     outcome     complete | partial | refused (4xx) | failed (5xx) | ok
     models      [{name, sha256}] of the models that produced the answer
     study       HMAC-SHA256 of the Study Instance UID under the audit key, or null: never patient data
+    review      only on a sign-off (gateway/routes/reviews.py): {preliminary_sop, verified_sop, verdicts:
+                {finding: accepted | rejected | modified}}, the result's UIDs (no patient identifier); the
+                reviewer is the actor
     prev        the previous record's `hash` (64 zeros for the first)
     hash        HMAC-SHA256, under the audit key, of this record's canonical JSON without `hash`
 
@@ -36,7 +39,7 @@ import json
 import os
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,16 @@ class AuditEvent:
     outcome: str
     models: list[dict[str, str | None]]
     study: str | None
+    review: ReviewNote | None = None
+
+
+@dataclass
+class ReviewNote:
+    """A sign-off's record: which result, and the verdict per finding; the verified SR once it is stored."""
+
+    preliminary_sop: str
+    verdicts: dict[str, str]
+    verified_sop: str | None = None
 
 
 @dataclass
@@ -101,6 +114,7 @@ class AuditNote:
     study_uid: str | None = None
     outcome: str | None = None
     failed_stages: list[str] = field(default_factory=list)  # for the log line of a partial result
+    review: ReviewNote | None = None  # a sign-off (gateway/routes/reviews.py)
 
 
 def outcome_of(status: int, note: AuditNote | None) -> str:
@@ -200,6 +214,10 @@ class AuditTrail:
                     **event.__dict__,
                     "prev": prev,
                 }
+                if event.review is None:  # the field is only on sign-offs
+                    del record["review"]
+                else:
+                    record["review"] = asdict(event.review)
                 prev = record["hash"] = self.key.seal(record)
                 lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
             self._write("".join(lines).encode())

@@ -43,11 +43,30 @@ _KINDS = {
     "/v1/analyze": _ANALYSIS,
     "/ui/preview": EventKind("read", "R", "IHE.BasicAudit.Read", ("110110", "Patient Record")),
 }
+_READ = _KINDS["/ui/preview"]  # a reviewer opening the worklist, a result or its image
+_REVIEW_PREFIX = "/v1/reviews"
 _AUTHENTICATION = ("110114", "User Authentication")  # a refused credential, whatever the endpoint
 
 
 def _kind(record: dict[str, Any]) -> EventKind:
+    if record["endpoint"].startswith(_REVIEW_PREFIX):
+        return _ANALYSIS if "review" in record else _READ  # a sign-off creates the verified SR
     return _KINDS.get(record["endpoint"], _ANALYSIS)
+
+
+def _review_entities(review: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sign-off's result UIDs, each a DICOM object (audit-entity-type 2), the verdicts on the preliminary."""
+    verdicts = [{"type": f"verdict:{finding}", "valueString": verdict} for finding, verdict in review["verdicts"].items()]
+    uids = [("preliminary", review["preliminary_sop"], verdicts), ("verified", review["verified_sop"], [])]
+    return [
+        {
+            "what": {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}, "display": f"{role} SR"},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+            **({"detail": detail} if detail else {}),
+        }
+        for role, uid, detail in uids
+        if uid
+    ]
 
 
 def outcome_code(record: dict[str, Any]) -> str:
@@ -84,6 +103,7 @@ def fhir_audit_event(record: dict[str, Any]) -> dict[str, Any]:
         {"what": {"display": model["name"]}, "detail": [{"type": "sha256", "valueString": model["sha256"] or "unknown"}]}
         for model in record["models"]
     ]
+    entities += _review_entities(record["review"]) if "review" in record else []
     resource = {
         "resourceType": "AuditEvent",
         "id": f"cxr-audit-{record['seq']}",

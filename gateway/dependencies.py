@@ -19,6 +19,7 @@ from gateway.images import ImagePolicy
 from gateway.metrics import GatewayMetrics
 from gateway.oidc import OpenIdProvider
 from gateway.pipeline.stages import Pipeline
+from gateway.reviews import ReviewDesk
 from gateway.settings import GatewaySettings
 from gateway.ui import Page
 
@@ -38,6 +39,7 @@ class Gateway:
     page: Page  # the web page at /ui
     audit: AuditTrail
     audit_shipper: SyslogShipper | None  # to the audit repository, when one is configured
+    reviews: ReviewDesk | None  # the radiologists' review through the bridge, when GATEWAY_REVIEW_URL is set
 
 
 def _gateway(request: Request) -> Gateway:

@@ -9,6 +9,7 @@
     ├── PermissionDenied      403     the client may not do this, or not with this model
     ├── RouteNotFound         404     no such path (also 405: MethodNotAllowed)
     ├── ModelNotFound         404     a model name no route serves
+    ├── AlreadySigned         409     a result a radiologist has signed already: who and when
     ├── PayloadTooLarge       413     body over the size limit
     ├── HeadersTooLarge       431     request headers over the size limit
     ├── TooManyRequests       429     a limit is reached and nothing was done (Retry-After)
@@ -85,7 +86,7 @@ class PermissionDenied(GatewayError):
     code = "permission_denied"
 
     def __init__(self, caller: str, permission: str, model: str | None = None) -> None:
-        what = f"{permission!r} with model {model!r}" if model else repr(permission)
+        what = f"{str(permission)!r} with model {model!r}" if model else repr(str(permission))  # 'review', not the enum
         super().__init__(f"{caller!r} has no permission for {what}")
 
 
@@ -112,6 +113,12 @@ class ModelNotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class AlreadySigned(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "already_signed"
 
 
 class PayloadTooLarge(GatewayError):

@@ -86,6 +86,7 @@ class Caller(BaseModel):
 
     name: str
     permissions: frozenset[Permission]
+    full_name: str | None = None  # a person's name as the identity provider gives it (a review's signer)
     models: frozenset[str] | None = None  # None: every model its permissions allow
     max_concurrency: int | None = Field(default=None, ge=1)
     requests_per_minute: float | None = Field(default=None, gt=0)

@@ -80,6 +80,15 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # Agreement as it happens (deploy/monitoring/: the dashboard and the alert on a low accepted share); the
+        # figures with their intervals come from the verified SRs: `python -m services.bridge pacs agreement`.
+        self.review_verdicts = Counter(
+            "gateway_review_verdicts",
+            "Radiologists' verdicts on the AI's findings, by model, weights' sha256, finding and verdict",
+            ["model", "sha256", "finding", "verdict"],
+            registry=self.registry,
+        )
+
     def watch_unshipped(self, count: HasUnshipped) -> None:
         Gauge(
             "gateway_audit_unshipped",

@@ -133,7 +133,8 @@ class OpenIdProvider:
         roles = _claim(claims, self.config.roles_claim) or []
         roles = [roles] if isinstance(roles, str) else roles
         permissions = frozenset().union(*(self.config.role_permissions.get(str(role), frozenset()) for role in roles))
-        return Caller(name=f"{PERSON_PREFIX}{name}", permissions=permissions)
+        full_name = claims.get("name") if isinstance(claims.get("name"), str) else None
+        return Caller(name=f"{PERSON_PREFIX}{name}", permissions=permissions, full_name=full_name)
 
     async def verified(self, token: str, audience: str, nonce: str | None = None) -> dict[str, Any]:
         try:

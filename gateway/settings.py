@@ -26,6 +26,7 @@ from gateway.clinical.content import Language
 from gateway.identity import Permission
 from services.contract.limits import InputLimits
 from services.contract.modelcard import CARD_FILE
+from services.contract.review import DicomText
 from services.contract.roles import Role
 from services.contract.serving import ServingSettings
 
@@ -185,6 +186,12 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: bo
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp / nbf / iat
     # JSON: role -> permissions, e.g. {"radiologist": ["analyze", "review"], "cxr-admin": ["admin"]}.
     oidc_role_permissions: dict[str, frozenset[Permission]] = {}
+    # The radiologists' review (gateway/routes/reviews.py, /ui/review): the bridge's operations URL, and the review
+    # token it was given (its CXR_BRIDGE_REVIEW_TOKEN); off while unset. The organisation each verified SR names.
+    review_url: str | None = Field(default=None, pattern=r"^https?://")
+    review_api_key: SecretStr | None = None
+    review_timeout_s: float = Field(default=60.0, gt=0)  # one call to the bridge, which asks the PACS
+    review_organization: DicomText = "Radiology"
     # Deprecated: comma-separated keys, or a file with one key per line, each a client with every permission.
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     api_keys_file: Path | None = None
@@ -254,6 +261,8 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: bo
                 raise ValueError(f"CA file {ca_file} does not exist")
         if self.oidc_issuer is not None:
             self._check_oidc()
+        if (self.review_url is None) != (self.review_api_key is None):
+            raise ValueError("GATEWAY_REVIEW_URL and GATEWAY_REVIEW_API_KEY go together (the bridge's review API)")
         for origin in self.cors_origins:
             if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
                 raise ValueError(f"GATEWAY_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")

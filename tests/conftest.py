@@ -135,6 +135,16 @@ class GatewayProcess:
 @pytest.fixture(scope="session")
 def start_gateway(stack: StackConfig, tmp_path_factory):
     """Factory: a gateway for `stack` with some settings overridden; stopped at the end of the session."""
+    yield from _gateways(stack, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def start_gateway_without_models(stack_config: StackConfig, tmp_path_factory):
+    """The same factory for what calls no model (the review): the stack's model servers need not run."""
+    yield from _gateways(stack_config, tmp_path_factory)
+
+
+def _gateways(stack: StackConfig, tmp_path_factory):
     started: list[GatewayProcess] = []
 
     def start(**overrides: str) -> GatewayProcess:

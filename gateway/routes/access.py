@@ -25,7 +25,9 @@ from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from gateway.identity import ANONYMOUS, Caller, Clients, ClientsSource, Permission
 from gateway.oidc import OpenIdProvider
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/ui", "/ui/", "/ui/config.json", "/ui/login", "/ui/callback", "/ui/logout"})
+OPEN_PATHS = frozenset(
+    {"/health", "/ready", "/ui", "/ui/", "/ui/review", "/ui/config.json", "/ui/login", "/ui/callback", "/ui/logout"}
+)
 SESSION_COOKIE = "cxr_session"  # the page's access token (HttpOnly, SameSite=Strict): gateway/routes/ui.py sets it
 OPEN_PREFIXES = ("/ui/static/",)
 ADMIN_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})

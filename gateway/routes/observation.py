@@ -34,6 +34,18 @@ def _outcome(note: AuditNote | None) -> dict[str, Any]:
 
 
 AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})
+REVIEWS = "/v1/reviews"  # and every path below it (gateway/routes/reviews.py)
+# A review path's UIDs never reach the trail: it records the route's template, and the study as its hash.
+_REVIEW_TEMPLATES = {1: REVIEWS, 4: REVIEWS + "/{study}/{series}/{sop}", 5: REVIEWS + "/{study}/{series}/{sop}/image"}
+
+
+def audited_endpoint(path: str) -> str | None:
+    """The endpoint an audit record names for `path`; None for a path that is not audited."""
+    if path in AUDITED_PATHS:
+        return path
+    if path == REVIEWS or path.startswith(REVIEWS + "/"):
+        return _REVIEW_TEMPLATES.get(len(path.removeprefix("/v1/").strip("/").split("/")), REVIEWS + "/…")
+    return None
 
 
 class Audited:
@@ -46,7 +58,8 @@ class Audited:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in AUDITED_PATHS:
+        endpoint = audited_endpoint(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
             await self.app(scope, receive, send)
             return
         status, recorded = 500, False
@@ -57,17 +70,17 @@ class Audited:
                 status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body") and not recorded:
                 recorded = True
-                await _record(scope, status)
+                await _record(scope, endpoint, status)
             await send(message)
 
         try:
             await self.app(scope, receive, send_after_record)
         finally:
             if not recorded:
-                await _record(scope, status)
+                await _record(scope, endpoint, status)
 
 
-async def _record(scope: Scope, status: int) -> None:
+async def _record(scope: Scope, endpoint: str, status: int) -> None:
     trail: AuditTrail = scope["app"].state.gateway.audit
     state = scope.get("state", {})
     note: AuditNote | None = state.get("audit")
@@ -75,11 +88,12 @@ async def _record(scope: Scope, status: int) -> None:
     event = AuditEvent(
         request_id=state.get("request_id", ""),
         actor=state.get("actor", "anonymous"),
-        endpoint=scope["path"],
+        endpoint=endpoint,
         status=status,
         outcome=outcome_of(status, note),
         models=note.models if note is not None else [],
         study=trail.study_hash(study) if study else None,
+        review=note.review if note is not None else None,
     )
     await trail.record(event)
 
@@ -90,4 +104,6 @@ _OPS_PATHS = ("/health", "/ready", "/metrics", "/v1/models", "/v1/analyze", "/v1
 def _path_label(path: str) -> str:
     if path == "/ui" or path.startswith("/ui/"):
         return "/ui"
+    if path == REVIEWS or path.startswith(REVIEWS + "/"):
+        return REVIEWS
     return path if path in _OPS_PATHS else "other"

@@ -54,6 +54,12 @@ async def page(gateway: GatewayDep) -> Response:
     return Response(gateway.page.index, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
+@router.get("/ui/review")
+async def review_page(gateway: GatewayDep) -> Response:
+    """The radiologists' review (gateway/routes/reviews.py serves its data, to the review permission only)."""
+    return Response(gateway.page.review, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
 @router.get("/ui/")
 async def page_with_slash() -> Response:
     return RedirectResponse("/ui", status_code=308)

@@ -26,6 +26,7 @@ STATIC_DIR = UI_DIR / "static"
 # Everything the page loads, by name under /ui/static/; nothing else is served from the folder.
 ASSET_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
+    "review.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
@@ -44,6 +45,7 @@ class Asset:
 @dataclass(frozen=True)
 class Page:
     index: bytes
+    review: bytes  # the radiologists' review page (/ui/review)
     assets: dict[str, Asset]
     labels: dict[str, Localized]
 
@@ -62,6 +64,7 @@ def load(folder: Path = UI_DIR) -> Page:
     labels = _read_labels(folder / "texts.yaml")
     return Page(
         index=(folder / "static" / "index.html").read_bytes(),
+        review=(folder / "static" / "review.html").read_bytes(),
         assets={name: Asset((folder / "static" / name).read_bytes(), kind) for name, kind in ASSET_TYPES.items()},
         labels=labels,
     )

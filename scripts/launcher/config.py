@@ -72,6 +72,15 @@ class BridgeConfig(_Strict):
     ae_title: str = Field(min_length=1, max_length=16)
 
 
+class MonitoringConfig(_Strict):
+    """The agreement alert (deploy/prometheus-alerts.yml): a floor on the accepted share, and how many verdicts
+    within what window it needs before it may fire."""
+
+    agreement_floor: float = Field(gt=0, lt=1)
+    agreement_min_reviews: int = Field(ge=1)
+    agreement_window: str = Field(pattern=r"^[1-9][0-9]*[mhdw]$")  # a Prometheus range, e.g. 7d
+
+
 class SamplingConfig(_Strict):
     """A chat role's generation defaults, used by the gateway when a client sets none."""
 
@@ -96,6 +105,7 @@ class StackConfig(_Strict):
     gateway: GatewayConfig
     bridge: BridgeConfig
     containers: ContainerConfig
+    monitoring: MonitoringConfig
     roles: dict[Role, RoleConfig]
     sampling: dict[Role, SamplingConfig]
     # GATEWAY_* settings this profile gives the gateway (natively, compose and Kubernetes alike); an
@@ -172,6 +182,7 @@ def load(profile: str | None = None, env: Mapping[str, str] | None = None, path:
         "gateway": document["gateway"],
         "bridge": document["bridge"],
         "containers": document["containers"],
+        "monitoring": document["monitoring"],
         "roles": resolved["roles"],
         "sampling": document["sampling"],
         "gateway_env": resolved.get("gateway_env", {}),

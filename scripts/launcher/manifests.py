@@ -11,6 +11,7 @@ in models.yaml reaches every deployment, and cannot drift by hand.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from gateway.routes.access import EXTERNAL_PATHS
+from scripts.launcher import monitoring
 from scripts.launcher.commands import (
     VLLM_SERVER_MODULE,
     bridge_env,
@@ -31,6 +33,8 @@ from services.contract.paths import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 GENERATED_NOTICE = "# Generated from deploy/models.yaml by `make deploy-files`; edit that file, not this one.\n"
+ALERTS_FILE = "prometheus-alerts.yml"
+DASHBOARD_FILE = "grafana/review-agreement.json"  # import into Grafana; its datasource is chosen there
 GENERATED_PROFILES = {"gpu": "docker-compose.yml", "cpu": "docker-compose.cpu.yml"}
 SERVICE_NAMES = {"report": "vllm-report", "fracture": "vllm-chexfract", "classifier": "classifier"}
 
@@ -242,7 +246,10 @@ def compose(stack: StackConfig) -> dict[str, Any]:
     services["prometheus"] = {
         "image": stack.containers.images["prometheus"],
         "profiles": ["monitoring"],  # docker compose --profile monitoring up
-        "volumes": ["./prometheus.yml:/etc/prometheus/prometheus.yml:ro"],
+        "volumes": [
+            "./prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+            f"./{ALERTS_FILE}:/etc/prometheus/{ALERTS_FILE}:ro",
+        ],
         "networks": ["backend"],
     }
     return {
@@ -517,7 +524,8 @@ def _gateway_ingress_policy(stack: StackConfig) -> dict[str, Any]:
 
 
 def _egress_policies(stack: StackConfig) -> list[dict[str, Any]]:
-    """No model server may open a connection to anything; the gateway only to the backends and to DNS.
+    """No model server may open a connection to anything; the gateway only to the backends, DNS, the audit
+    repository and the bridge's review API.
 
     Patient data never leaves the hospital: with these (and NO_EGRESS_ENV), a model server that tried to
     report usage or fetch weights would be refused by the cluster as well as by its own settings.
@@ -543,6 +551,8 @@ def _egress_policies(stack: StackConfig) -> list[dict[str, Any]]:
     }
     # The audit repository (syslog over TLS, RFC 5425's port) is the site's own host, outside the cluster.
     audit_repository = {"ports": [{"port": AUDIT_SYSLOG_PORT, "protocol": "TCP"}]}
+    # The radiologists' review (GATEWAY_REVIEW_URL=http://bridge:<http_port>): the bridge's review API.
+    to_review = {"to": [{"podSelector": {"matchLabels": _labels("bridge")}}], "ports": [{"port": stack.bridge.http_port}]}
     gateway = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -550,7 +560,7 @@ def _egress_policies(stack: StackConfig) -> list[dict[str, Any]]:
         "spec": {
             "podSelector": {"matchLabels": _labels("gateway")},
             "policyTypes": ["Egress"],
-            "egress": [to_backends, dns, audit_repository],
+            "egress": [to_backends, dns, audit_repository, to_review],
         },
     }
     return [backends, gateway]
@@ -664,6 +674,7 @@ def prometheus(stack: StackConfig) -> dict[str, Any]:
     }
     return {
         "global": {"scrape_interval": "15s"},
+        "rule_files": [ALERTS_FILE],  # beside this file (deploy/, and /etc/prometheus/ in the container)
         "scrape_configs": [
             {"job_name": name, "static_configs": [{"targets": [f"{name}:{port}"]}]} for name, port in targets.items()
         ],
@@ -680,6 +691,8 @@ def _dump(documents: list[dict[str, Any]]) -> str:
 
 def rendered_files() -> Iterator[tuple[Path, str]]:
     yield DEPLOY / "prometheus.yml", _dump([prometheus(load("gpu", env={}))])
+    yield DEPLOY / ALERTS_FILE, _dump([monitoring.alert_rules(load("gpu", env={}))])
+    yield DEPLOY / DASHBOARD_FILE, json.dumps(monitoring.dashboard(load("gpu", env={})), indent=2) + "\n"
     for profile, file_name in GENERATED_PROFILES.items():
         stack = load(profile, env={})
         yield DEPLOY / file_name, _dump([compose(stack)])

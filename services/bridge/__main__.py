@@ -17,13 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
+from fastapi import APIRouter
+from pydicom import Dataset, dcmwrite
 
 from services.bridge import destinations, ops, scp
 from services.bridge.analysis import Analyzer, gateway_client
@@ -33,6 +37,7 @@ from services.bridge.pacs import cli as pacs_cli
 from services.bridge.settings import BridgeSettings
 from services.bridge.state import State, open_state
 from services.contract import jsonlog
+from services.contract.review import SignedOut
 
 log = logging.getLogger("bridge")
 
@@ -59,8 +64,9 @@ async def serve(settings: BridgeSettings) -> None:
         assert server is not None, "a non-blocking start returns its server"
         listening = threading.Event()  # cleared once shutdown begins
         listening.set()
+        review = _review_api(settings, state, list(sending), deliverer.wake.set)
         config = uvicorn.Config(
-            ops.app(state, metrics, listening.is_set), host=settings.host, port=settings.http_port, log_config=None
+            ops.app(state, metrics, listening.is_set, review), host=settings.host, port=settings.http_port, log_config=None
         )
         http = ops.Server(config)
         bound = config.bind_socket()  # the port is open before the ready line; in use: the start fails here
@@ -80,6 +86,32 @@ async def serve(settings: BridgeSettings) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             state.close()
+
+
+def _review_api(settings: BridgeSettings, state: State, sending: list[str], wake: Callable[[], None]) -> APIRouter | None:
+    """The review API when CXR_BRIDGE_REVIEW_TOKEN is set, against the PACS of CXR_PACS_*; a signed result's
+    ORU^R01 goes to the RIS (when one is configured) through the outbox, from the verified SR the PACS holds."""
+    if settings.review_token is None:
+        return None
+    from services.bridge.pacs import review_api
+    from services.bridge.pacs.dicomweb import Pacs
+    from services.bridge.pacs.review import Reviews
+    from services.bridge.pacs.settings import PacsSettings
+
+    reviews = Reviews(Pacs(PacsSettings()))
+    to_ris = [name for name in sending if name == destinations.Ris.name]
+
+    async def on_signed(stored: Dataset, out: SignedOut) -> None:
+        if not to_ris:
+            return
+        data = io.BytesIO()
+        dcmwrite(data, stored, enforce_file_format=True)
+        result = out.model_dump_json()
+        await asyncio.to_thread(state.spool.signed, data.getvalue(), out.verified_sop, out.study, result, to_ris, time.time())
+        wake()
+
+    token = settings.review_token.get_secret_value()
+    return review_api.router(reviews, token, settings.dicom_policy(), on_signed)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ from pydicom import dcmread
 from services.bridge import worker
 from services.bridge.destinations import Destination, Parcel, Undelivered
 from services.bridge.outbox import Outbox, Pending
-from services.bridge.pacs.sr import Analysis
 from services.bridge.settings import BridgeSettings
 from services.bridge.spool import Spool
 
@@ -71,9 +70,7 @@ class Deliverer:
         return "delivered"
 
     def _parcel(self, item: Pending) -> Parcel:
-        source = dcmread(io.BytesIO(self._spool.read(item.file)))
-        answer = json.loads(item.result)
-        return Parcel(source, Analysis(cxr=answer["cxr"], report=answer["report"]))
+        return Parcel(dcmread(io.BytesIO(self._spool.read(item.file))), json.loads(item.result))
 
     async def _retry(self, item: Pending, why: str) -> str:
         at = self._settings.next_attempt_at(item.attempts, time.time())

@@ -1,4 +1,5 @@
-"""Where results go: the SR to the PACS (C-STORE or STOW-RS) and the ORU^R01 to the RIS (MLLP).
+"""Where results go: the SR to the PACS (C-STORE or STOW-RS) and the ORU^R01 to the RIS (MLLP); a radiologist's
+signed result to the RIS as its final (or corrected) ORU^R01.
 
 A destination is one method: deliver a parcel, return the receiver's acknowledgement for the record, or
 raise `Undelivered` naming why (the outbox retries it, then dead-letters it with that reason). Each is
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import hl7
 from hl7.mllp import open_hl7_connection
@@ -21,8 +22,9 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ComprehensiveSRStorage  # type: ignore[attr-defined]
 
 from services.bridge import oru
-from services.bridge.pacs import dicomweb, sr
+from services.bridge.pacs import dicomweb, sr, verified
 from services.bridge.settings import BridgeSettings
+from services.contract.review import SignedOut
 
 _REASON_MAX = 300
 
@@ -33,8 +35,18 @@ class Undelivered(Exception):
 
 @dataclass(frozen=True)
 class Parcel:
-    source: Dataset  # the image as received (its Patient and Study modules go into the SR and the ORU)
-    analysis: sr.Analysis
+    """What is delivered: an analysed image and the gateway's answer, or a verified SR and its signature."""
+
+    source: Dataset  # the image as received, or the verified SR (their Patient and Study modules go into the SR, ORU)
+    result: dict[str, Any]  # the gateway's answer, or a SignedOut (services/contract/review.py)
+
+    @property
+    def signed(self) -> SignedOut | None:
+        return SignedOut.model_validate(self.result) if "verified_sop" in self.result else None
+
+    @property
+    def analysis(self) -> sr.Analysis:
+        return sr.Analysis(cxr=self.result["cxr"], report=self.result["report"])
 
 
 class Destination(Protocol):
@@ -107,14 +119,19 @@ class Ris:
 
     async def deliver(self, parcel: Parcel) -> str:
         now = datetime.now().astimezone()
-        message = oru.build(parcel.source, parcel.analysis, self._sender, self._receiver, now)
+        signed = parcel.signed
+        if signed is None:
+            kind, message = "preliminary", oru.build(parcel.source, parcel.analysis, self._sender, self._receiver, now)
+        else:
+            report = verified.signed_report(parcel.source)
+            kind, message = "signed", oru.build_signed(parcel.source, signed, report, self._sender, self._receiver, now)
         ack = await self._exchange(message)
         try:
             msa = ack.segment("MSA")
         except KeyError:
             raise Undelivered("the RIS answered without an MSA segment") from None
         code, acked = _field(msa, 1), _field(msa, 2)
-        if acked != oru.control_id(str(parcel.source.SOPInstanceUID)):
+        if acked != oru.control_id(str(parcel.source.SOPInstanceUID), kind):
             raise Undelivered(f"the RIS acknowledged another message ({acked!r})")
         if code not in ("AA", "CA"):
             raise Undelivered(f"the RIS answered {code}: {_ack_reason(ack)}"[:_REASON_MAX])

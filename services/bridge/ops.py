@@ -1,4 +1,5 @@
-"""The bridge's operations endpoint (CXR_BRIDGE_HTTP_PORT): liveness, readiness and Prometheus metrics.
+"""The bridge's operations endpoint (CXR_BRIDGE_HTTP_PORT): liveness, readiness and Prometheus metrics; and,
+with CXR_BRIDGE_REVIEW_TOKEN set, the review API the gateway calls (services/bridge/pacs/review_api.py).
 
 `/health` is 200 while the process serves; `/ready` is 200 while the Storage SCP listens and the state
 database answers (the gateway being away does not make the bridge unready: it keeps receiving and queues);
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -59,8 +60,10 @@ class _Queues(Collector):
         yield deliveries
 
 
-def app(state: State, metrics: BridgeMetrics, listening: Callable[[], bool]) -> FastAPI:
+def app(state: State, metrics: BridgeMetrics, listening: Callable[[], bool], review: APIRouter | None = None) -> FastAPI:
     ops = FastAPI(title="cxr-serve bridge", docs_url=None, redoc_url=None, openapi_url=None)
+    if review is not None:  # the radiologists' review, for the gateway (services/bridge/pacs/review_api.py)
+        ops.include_router(review)
 
     @ops.get("/health")
     async def health() -> dict[str, str]:

@@ -3,7 +3,9 @@
 - MSH-10, the control id, is derived from the SOP Instance UID: a resend carries the same one.
 - PID from the image's Patient module (the RIS matches on it); never logged.
 - ORC/OBR: the Accession Number as placer and filler order number, the study's date and time, result
-  status P (preliminary): a radiologist verifies, cxr-serve never sends a final result of its own.
+  status P (preliminary): cxr-serve never sends a final result of its own. A radiologist's signature
+  (pacs/review_api.py) sends the signed result: F, or C when it differs from the AI's; the reviewer in
+  OBR-32 and OBX-16; per finding the state as signed and the verdict on the AI's call; the signed report.
 - OBX per observation, coded as in the SR (services/bridge/codes.py): the Study Instance UID, the
   classifier's finding and probability, the fracture model's finding and its text, the report (TX, a repetition per line), the
   disclaimer (which carries the stand-in notice when a stand-in answered), and each model that ran.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
@@ -25,6 +27,7 @@ from pydicom.sr.coding import Code
 
 from services.bridge import codes
 from services.bridge.pacs.sr import Analysis
+from services.contract.review import SignedOut
 
 VERSION = "2.5.1"
 CHARSET = "UNICODE UTF-8"
@@ -106,15 +109,18 @@ def _observations(source: Dataset, analysis: Analysis) -> Iterator[tuple[str, Co
         yield "TX", codes.MODEL, _lines(f"{model['role']}: {model['name']} sha256 {model.get('sha256') or 'unknown'}{use}"), ""
 
 
-def build(source: Dataset, analysis: Analysis, sender: tuple[str, str], receiver: tuple[str, str], now: datetime) -> str:
-    """The ORU^R01 as ER7 text (segments separated by CR). `sender`/`receiver`: (application, facility)."""
+ResultStatus = Literal["P", "F", "C"]  # preliminary; final (signed as the AI had it); corrected (signed otherwise)
+
+
+def _order(source: Dataset, sender: tuple[str, str], receiver: tuple[str, str], now: datetime, kind: str, status: str) -> Any:
+    """MSH, PID, ORC and OBR of an ORU^R01 for `source`'s study; the order observation group, for its OBXs."""
     message = Message("ORU_R01", version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
     msh = message.msh
     msh.msh_3, msh.msh_4 = _text(sender[0]), _text(sender[1])
     msh.msh_5, msh.msh_6 = _text(receiver[0]), _text(receiver[1])
     msh.msh_7 = now.strftime("%Y%m%d%H%M%S")
     msh.msh_9 = "ORU^R01^ORU_R01"
-    msh.msh_10 = control_id(str(source.SOPInstanceUID))
+    msh.msh_10 = control_id(str(source.SOPInstanceUID), kind)
     msh.msh_11, msh.msh_12, msh.msh_18 = "P", VERSION, CHARSET
     result = message.add_group("ORU_R01_PATIENT_RESULT")
     pid = result.add_group("ORU_R01_PATIENT").add_segment("PID")
@@ -129,13 +135,57 @@ def build(source: Dataset, analysis: Analysis, sender: tuple[str, str], receiver
     obr = order.obr
     obr.obr_1, obr.obr_2, obr.obr_3, obr.obr_4 = "1", accession, accession, _coded(codes.CHEST_XRAY)
     obr.obr_7 = _text(f"{source.get('StudyDate', '') or ''}{source.get('StudyTime', '') or ''}".split(".")[0])
-    obr.obr_22, obr.obr_25 = now.strftime("%Y%m%d%H%M%S"), "P"
-    for index, (kind, identifier, value, units) in enumerate(_observations(source, analysis), start=1):
+    obr.obr_22, obr.obr_25 = now.strftime("%Y%m%d%H%M%S"), status
+    return order
+
+
+def _add_observations(order: Any, observations: Iterator[tuple[str, Code, str | list[str], str]], status: str) -> list[Any]:
+    added = []
+    for index, (kind, identifier, value, units) in enumerate(observations, start=1):
         obx = order.add_group("ORU_R01_OBSERVATION").obx
         obx.obx_1, obx.obx_2, obx.obx_3 = str(index), kind, _coded(identifier)
         for line in [value] if isinstance(value, str) else value:
             obx.add_field("OBX_5").value = line
         if units:
             obx.obx_6 = units
-        obx.obx_11 = "P"
-    return str(message.to_er7())
+        obx.obx_11 = status
+        added.append(obx)
+    return added
+
+
+def build(source: Dataset, analysis: Analysis, sender: tuple[str, str], receiver: tuple[str, str], now: datetime) -> str:
+    """The preliminary ORU^R01 as ER7 text (segments separated by CR). `sender`/`receiver`: (application, facility)."""
+    order = _order(source, sender, receiver, now, "preliminary", "P")
+    _add_observations(order, _observations(source, analysis), "P")
+    return str(order.parent.parent.to_er7())
+
+
+_SIGNED_STATES = {"present": codes.PRESENT, "absent": codes.ABSENT, "uncertain": codes.INDETERMINATE}
+_VERDICTS = {"accepted": codes.ACCEPTED, "rejected": codes.REJECTED, "modified": codes.MODIFIED}
+_FINDINGS = {"pneumonia": codes.PNEUMONIA, "fracture": codes.FRACTURE}
+
+
+def _signed_observations(
+    verified_sr: Dataset, signed: SignedOut, report: str
+) -> Iterator[tuple[str, Code, str | list[str], str]]:
+    yield "ST", codes.DICOM_STUDY, _text(str(verified_sr.StudyInstanceUID)), ""
+    for finding in signed.findings:
+        yield "CWE", _FINDINGS[finding.finding], _coded(_SIGNED_STATES[finding.state]), ""
+        yield "CWE", codes.REVIEW_VERDICT, _coded(_VERDICTS[finding.verdict]), ""
+    yield "TX", codes.SIGNED_REPORT, _lines(report), ""
+
+
+def build_signed(
+    verified_sr: Dataset, signed: SignedOut, report: str, sender: tuple[str, str], receiver: tuple[str, str], now: datetime
+) -> str:
+    """The signed result's ORU^R01: status F, or C when the radiologist changed the AI's result; the reviewer
+    as OBR-32 (principal result interpreter) and each OBX's responsible observer (OBX-16); `verified_sr` is the
+    verified SR (pacs/verified.py), which carries the patient and study modules of the image."""
+    status: ResultStatus = "C" if signed.changed else "F"
+    order = _order(verified_sr, sender, receiver, now, "signed", status)
+    interpreter = f"{_text(signed.login)}&{_text(signed.reviewer.replace('^', ' '))}"
+    order.obr.obr_32 = interpreter
+    observer = f"{_text(signed.login)}^{_person_name(signed.reviewer)}"
+    for obx in _add_observations(order, _signed_observations(verified_sr, signed, report), status):
+        obx.obx_16 = observer
+    return str(order.parent.parent.to_er7())

@@ -61,6 +61,10 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
     # One delivery's deadline: the association or connection, and the answer (C-STORE response, STOW, ACK).
     send_timeout_s: float = Field(default=30.0, gt=0)
 
+    # The radiologists' review (services/bridge/pacs/review_api.py): on the operations port, for the gateway alone,
+    # which sends this token (its GATEWAY_REVIEW_API_KEY); off while unset. The PACS it reviews against: CXR_PACS_*.
+    review_token: SecretStr | None = None
+
     @field_validator("allowed_callers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -71,6 +75,13 @@ class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM 
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("an AE title is not only spaces")
+        return value
+
+    @field_validator("review_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the review token must be at least 32 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     def next_attempt_at(self, attempts: int, now: float) -> float | None:

@@ -7,7 +7,8 @@ Success and not analysed twice.
 
 States: `received` (waiting for its analysis or a retry), `analysed` (the gateway's answer is kept),
 `refused` (the gateway will never accept it: a 4xx), `dead` (retried until CXR_BRIDGE_MAX_ATTEMPTS; an
-operator's to look at). An analysed instance's deliveries (services/bridge/outbox.py) are queued in the
+operator's to look at), `signed` (not received but made here: a radiologist's verified SR, kept for its
+signed ORU to the RIS, pacs/review_api.py). An analysed instance's deliveries (services/bridge/outbox.py) are queued in the
 same transaction that records its result. The database: services/bridge/database.py.
 """
 
@@ -24,8 +25,8 @@ from services.bridge import outbox
 from services.bridge.database import Database
 from services.contract.dicom import DicomReferences
 
-State = Literal["received", "analysed", "refused", "dead"]
-STATES: tuple[State, ...] = ("received", "analysed", "refused", "dead")
+State = Literal["received", "analysed", "refused", "dead", "signed"]
+STATES: tuple[State, ...] = ("received", "analysed", "refused", "dead", "signed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -64,6 +65,10 @@ def _durable_write(path: Path, data: bytes) -> None:
         os.close(folder)
 
 
+def _file_name(sop: str) -> str:
+    return hashlib.sha256(sop.encode()).hexdigest() + ".dcm"  # a UID is the key, never a path
+
+
 class Spool:
     def __init__(self, folder: Path, database: Database) -> None:
         self.instances = folder / "instances"
@@ -73,7 +78,7 @@ class Spool:
     def accept(self, data: bytes, references: DicomReferences, now: float) -> bool:
         """Keep `data` durably; True for a new instance, False for a resend of one already received."""
         sop = references.sop_instance_uid
-        name = hashlib.sha256(sop.encode()).hexdigest() + ".dcm"  # a UID is the key, never a path
+        name = _file_name(sop)
         with self._db.transaction() as db:
             if db.execute("SELECT 1 FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchone():
                 return False
@@ -84,6 +89,20 @@ class Spool:
                 (sop, references.study_instance_uid, name, now, now),
             )
         return True
+
+    def signed(self, data: bytes, sop: str, study: str, result: str, destinations: Sequence[str], now: float) -> None:
+        """A verified SR kept with its signature (`result`, JSON) and a delivery due now to each destination."""
+        name = _file_name(sop)
+        with self._db.transaction() as db:
+            if db.execute("SELECT 1 FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchone():
+                return  # kept already: one signature per result
+            _durable_write(self.instances / name, data)
+            db.execute(
+                "INSERT INTO instances (sop_instance_uid, study_instance_uid, file, received_at, state, next_attempt_at,"
+                " detail, result) VALUES (?, ?, ?, ?, 'signed', ?, 'signed', ?)",
+                (sop, study, name, now, now, result),
+            )
+            outbox.enqueue(db, sop, destinations, now)
 
     def due(self, now: float, limit: int) -> list[Received]:
         """Instances waiting for analysis whose next attempt is due, oldest first."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from pydantic import ValidationError
+
 from services.bridge import destinations
 from services.bridge.settings import BridgeSettings
 from services.contract.paths import REPO_ROOT
@@ -26,3 +29,10 @@ def test_each_destination_is_off_until_its_address_is_set(monkeypatch):
         BridgeSettings(sr_host="pacs.example", stow_url="http://pacs.example/dicom-web", ris_host="ris.example")
     )
     assert list(every) == ["pacs-dimse", "pacs-stow", "ris"]
+
+
+def test_a_short_review_token_stops_the_start_without_echoing_it():
+    with pytest.raises(ValidationError, match="at least 32 characters") as refused:
+        BridgeSettings(review_token="short-secret-value")
+    assert "short-secret-value" not in str(refused.value)
+    assert BridgeSettings(review_token="x" * 32).review_token is not None

@@ -182,7 +182,9 @@ def test_model_servers_may_open_no_connection_and_the_gateway_only_to_them(profi
     (selector,) = backends["podSelector"]["matchExpressions"]
     assert set(selector["values"]) == set(manifests.SERVICE_NAMES.values())
     gateway = policies["cxr-gateway-egress-to-backends-only"]
-    to_backends, dns, audit_repository = gateway["egress"]
+    to_backends, dns, audit_repository, to_review = gateway["egress"]
+    assert [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in to_review["to"]] == ["bridge"]
+    assert to_review["ports"] == [{"port": config.load(profile, env={}).bridge.http_port}]  # the review API only
     assert "to" not in audit_repository and audit_repository["ports"] == [{"port": 6514, "protocol": "TCP"}]
     stack = config.load(profile, env={})
     assert {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in to_backends["to"]} == set(

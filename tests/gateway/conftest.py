@@ -36,24 +36,32 @@ SERVICES = {
 }
 
 
-@pytest.fixture(scope="session")
-def openid(start_gateway, tmp_path_factory):
-    """A real OpenID Provider (oidc-provider) and a gateway that trusts it: (provider, gateway)."""
+ACCOUNTS = {"dr.chen": {"name": "Dr. Chen", "roles": ["radiologist"]}, "visitor": {"name": "Visitor", "roles": []}}
+
+
+def openid_provider(folder, accounts: dict = ACCOUNTS):
+    """A real OpenID Provider (oidc-provider) for a gateway on a new port: (provider, the gateway's settings)."""
     from scripts.launcher.process import free_port
     from scripts.peers import openid as peer
 
     assert peer.installed(), f"the login tests need oidc-provider under Node.js: {peer.INSTALL}"
     port = free_port()
     redirect = f"http://127.0.0.1:{port}/ui/callback"
-    accounts = {"dr.chen": {"name": "Dr. Chen", "roles": ["radiologist"]}, "visitor": {"name": "Visitor", "roles": []}}
-    provider = peer.OpenIdProvider(tmp_path_factory.mktemp("openid"), redirect, AUDIENCE, accounts=accounts, services=SERVICES)
-    gateway = start_gateway(
-        GATEWAY_PORT=str(port),
-        GATEWAY_OIDC_ISSUER=provider.issuer,
-        GATEWAY_OIDC_AUDIENCE=AUDIENCE,
-        GATEWAY_OIDC_REDIRECT_URL=redirect,
-        GATEWAY_OIDC_ROLE_PERMISSIONS=json.dumps(ROLE_PERMISSIONS),
-        GATEWAY_OIDC_LEEWAY_S="0",
-    )
+    provider = peer.OpenIdProvider(folder, redirect, AUDIENCE, accounts=accounts, services=SERVICES)
+    settings = {
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_OIDC_ISSUER": provider.issuer,
+        "GATEWAY_OIDC_AUDIENCE": AUDIENCE,
+        "GATEWAY_OIDC_REDIRECT_URL": redirect,
+        "GATEWAY_OIDC_ROLE_PERMISSIONS": json.dumps(ROLE_PERMISSIONS),
+    }
+    return provider, settings
+
+
+@pytest.fixture(scope="session")
+def openid(start_gateway, tmp_path_factory):
+    """A real OpenID Provider (oidc-provider) and a gateway that trusts it: (provider, gateway)."""
+    provider, settings = openid_provider(tmp_path_factory.mktemp("openid"))
+    gateway = start_gateway(**settings, GATEWAY_OIDC_LEEWAY_S="0")
     yield provider, gateway
     provider.stop()

@@ -67,3 +67,14 @@ def test_a_refused_backend_setting_never_echoes_the_key(derived: dict[str, str],
     assert secret not in str(refused.value) and "fracture" in str(refused.value)
     monkeypatch.delenv("GATEWAY_FRACTURE_API_KEY")
     assert GatewaySettings(_env_file=None).fracture.key() == secret  # the file alone is read
+
+
+def test_the_review_needs_its_url_and_key_together_and_an_organisation_dicom_can_hold(derived, monkeypatch) -> None:
+    monkeypatch.setenv("GATEWAY_REVIEW_URL", "http://bridge:8090")
+    with pytest.raises(ValidationError, match="GATEWAY_REVIEW_URL and GATEWAY_REVIEW_API_KEY go together"):
+        GatewaySettings()
+    monkeypatch.setenv("GATEWAY_REVIEW_API_KEY", "k" * 64)
+    assert GatewaySettings().review_url == "http://bridge:8090"
+    monkeypatch.setenv("GATEWAY_REVIEW_ORGANIZATION", "Radiology\\\\Main")  # a DICOM value separator
+    with pytest.raises(ValidationError, match="review_organization"):
+        GatewaySettings()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from pydicom import Dataset
+
 from services.bridge.pacs import sr, verified
 from services.bridge.pacs.dicomweb import InstanceRef, Pacs, PacsUnavailable
 from services.bridge.pacs.verified import Review, Signed
@@ -58,25 +60,32 @@ class Reviews:
 
     def signed(self, preliminary: InstanceRef) -> Signed | None:
         """The signature on a result, read from its verified SR; None while it is unsigned."""
+        stored = self.verified_sr(preliminary)
+        return None if stored is None else verified.read_verified(stored)
+
+    def verified_sr(self, preliminary: InstanceRef) -> Dataset | None:
+        """A result's verified SR as the PACS holds it; None while it is unsigned."""
         series = verified.verified_series_uid(preliminary.sop)
         sop = verified.verified_instance_uid(preliminary.sop)
         if not any(ref.sop == sop for ref in self.pacs.instances(preliminary.study, series)):
             return None
-        return verified.read_verified(self.pacs.retrieve(InstanceRef(preliminary.study, series, sop)))
+        return self.pacs.retrieve(InstanceRef(preliminary.study, series, sop))
 
-    def sign(self, preliminary: InstanceRef, review: Review) -> Signed:
-        """Store the verified SR for a result; AlreadySigned when it has one, whoever's it is."""
+    def sign(self, preliminary: InstanceRef, review: Review) -> tuple[Signed, Dataset]:
+        """Store the verified SR for a result: the signature and the SR as the PACS then holds it (the ORU's
+        source); AlreadySigned when it has one, whoever's it is."""
         existing = self.signed(preliminary)
         if existing is not None:
             raise AlreadySigned(existing)
         self.pacs.store(verified.build(self.pacs.retrieve(preliminary), review))
-        stored = self.signed(preliminary)
-        if stored is None:
+        kept = self.verified_sr(preliminary)
+        if kept is None:
             raise PacsUnavailable("STOW: the PACS took the verified SR but does not return it")
+        stored = verified.read_verified(kept)
         ours = (review.reviewer.login, review.signed_at.astimezone(dt.UTC).replace(microsecond=0))
         if (stored.login, stored.signed_at) != ours:  # another sign-off raced this one, and its SR is the one kept
             raise AlreadySigned(stored)
-        return stored
+        return stored, kept
 
 
 def signed_between(pacs: Pacs, since: dt.datetime, until: dt.datetime) -> list[Signed]:

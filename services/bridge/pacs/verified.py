@@ -31,11 +31,9 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from services.bridge import codes as cx
+from services.contract.review import FindingName, SignedState, Verdict
 
-FindingName = Literal["pneumonia", "fracture"]  # the findings a preliminary SR carries (pacs/sr.py)
-Call = Literal["present", "absent"]  # what the AI said of one
-Verdict = Literal["accepted", "rejected", "modified"]
-SignedState = Literal["present", "absent", "uncertain"]
+Call = Literal["present", "absent"]  # what the AI said of a finding
 
 SERIES_DESCRIPTION = "cxr-serve result - VERIFIED by a radiologist"
 USER_SCHEME = "99CXRSERVE-USER"  # the coding scheme of the reviewers' login names
@@ -199,6 +197,47 @@ def _text(sr: Dataset, concept: Code) -> str:
     return next((str(item.TextValue) for item in _walk(sr) if _concept(item) == concept.value), "")
 
 
+@dataclass(frozen=True)
+class Preliminary:
+    """What a reviewer is shown of a preliminary SR: the AI's findings and words, and the image it was made from."""
+
+    findings: list[AiFinding]
+    probability: float | None  # of pneumonia, as the classifier gave it
+    fracture_text: str  # ChexFract's words, verbatim ("" when the fracture stage failed)
+    report: str
+    disclaimer: str  # carries the stand-in notice when a stand-in model answered
+    image: Dataset  # the source image's reference (Study, Series, SOP Class and SOP Instance UIDs)
+
+
+def _probability(sr: Dataset) -> float | None:
+    for item in _walk(sr):
+        if _concept(item) == cx.PROBABILITY.value and "MeasuredValueSequence" in item:
+            return float(item.MeasuredValueSequence[0].NumericValue)
+    return None
+
+
+def read_result(sr: Dataset) -> Preliminary:
+    return Preliminary(
+        findings=read_preliminary(sr),
+        probability=_probability(sr),
+        fracture_text=_text(sr, cx.FRACTURE_TEXT),
+        report=_text(sr, cx.REPORT),
+        disclaimer=_text(sr, cx.DISCLAIMER),
+        image=_evidence(sr)[0],
+    )
+
+
+def signed_report(sr: Dataset) -> str:
+    """The report text as signed, from a verified SR of ours."""
+    return _text(sr, cx.SIGNED_REPORT)
+
+
+def _person_name(name: str) -> str:
+    """A reviewer's name as a DICOM PN: as given when it has components (Family^Given); a name from a login
+    ("Wei Chen") is one component, so it ends with a caret (PS3.5 6.2.1.2); read back without it."""
+    return name if "^" in name else f"{name}^"
+
+
 def read_verified(sr: Dataset) -> Signed:
     findings = []
     for group in _groups(sr):
@@ -211,11 +250,11 @@ def read_verified(sr: Dataset) -> Signed:
     observer = sr.VerifyingObserverSequence[0]
     edited = any(_concept(i) == cx.REPORT_VERDICT.value and _code(i) == cx.EDITED.value for i in _walk(sr))
     return Signed(
-        reviewer=str(observer.VerifyingObserverName),
+        reviewer=str(observer.VerifyingObserverName).rstrip("^"),
         login=str(observer.VerifyingObserverIdentificationCodeSequence[0].CodeValue),
         signed_at=dt.datetime.strptime(str(observer.VerificationDateTime)[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC),
         findings=findings,
-        report=_text(sr, cx.SIGNED_REPORT),
+        report=signed_report(sr),
         report_edited=edited,
         preliminary_uid=str(
             sr.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
@@ -293,7 +332,7 @@ def build(preliminary: Dataset, review: Review, series_number: int = 991) -> Dat
     images = _evidence(preliminary)
     sources = [hd.sr.SourceImageForMeasurementGroup(i.SOPClassUID, i.SOPInstanceUID) for i in images]
     person = hd.sr.PersonObserverIdentifyingAttributes(
-        name=review.reviewer.name, login_name=review.reviewer.login, organization_name=review.reviewer.organization
+        name=_person_name(review.reviewer.name), login_name=review.reviewer.login, organization_name=review.reviewer.organization
     )
     context = hd.sr.ObservationContext(
         observer_person_context=hd.sr.ObserverContext(observer_type=codes.DCM.Person, observer_identifying_attributes=person)
@@ -313,7 +352,7 @@ def build(preliminary: Dataset, review: Review, series_number: int = 991) -> Dat
         is_complete=True,
         is_final=True,
         is_verified=True,
-        verifying_observer_name=review.reviewer.name,
+        verifying_observer_name=_person_name(review.reviewer.name),
         verifying_organization=review.reviewer.organization,
         previous_versions=[preliminary],
     )

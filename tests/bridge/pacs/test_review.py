@@ -57,7 +57,8 @@ def test_the_worklist_holds_what_is_unsigned_and_a_signature_takes_it_off(pacs, 
     assert [p.sr.sop for p in reviews.worklist(study)] == [second.sop, first.sop]  # newest first
     assert reviews.signed(first) is None
 
-    signed = reviews.sign(first, _review(DR_CHEN, verdict="rejected"))
+    signed, kept = reviews.sign(first, _review(DR_CHEN, verdict="rejected"))
+    assert kept.SOPInstanceUID == verified.verified_instance_uid(first.sop)
     assert (signed.login, [f.verdict for f in signed.findings]) == ("dr.chen", ["accepted", "rejected"])
     assert [p.sr.sop for p in reviews.worklist(study)] == [second.sop]
 

@@ -20,6 +20,7 @@ from tests.conftest import SAMPLES
 from tests.dicom_files import from_jpeg
 
 INDEX = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+REVIEW = (STATIC_DIR / "review.html").read_text(encoding="utf-8")
 SCRIPT = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
 FROM_CONFIG = {"disclaimer", "stand_in_notice"}  # rules.yaml's, added by /ui/config.json
 
@@ -33,10 +34,14 @@ def test_every_label_the_page_uses_is_in_the_texts_file():
     assert labels - used == set(), "texts.yaml has labels the page never shows"
 
 
-def test_the_page_loads_only_its_own_assets():
-    referenced = set(re.findall(r'(?:src|href)="([^"]+)"', INDEX))
-    login = {"/ui/login", "/ui/logout"}  # the hospital login's links: the gateway's own routes (gateway/routes/ui.py)
-    assert referenced - login == {f"/ui/static/{name}" for name in ASSET_TYPES}
+def test_the_pages_load_only_their_own_assets():
+    referenced = set(re.findall(r'(?:src|href)="([^"]+)"', INDEX + REVIEW))
+    own = {
+        "/ui/login",
+        "/ui/logout",
+        "/ui",
+    }  # the login's links and the way back: the gateway's own routes (gateway/routes/ui.py)
+    assert referenced - own == {f"/ui/static/{name}" for name in ASSET_TYPES}
     for name in ASSET_TYPES:
         text = (STATIC_DIR / name).read_text(encoding="utf-8")
         addresses = set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+", text)) - {"http://www.w3.org"}  # the SVG namespace
@@ -59,7 +64,7 @@ def gateway(gateway_base_url) -> httpx.Client:
 
 
 def test_the_page_and_its_assets_carry_a_policy_that_allows_only_the_gateway(gateway):
-    for path in ["/ui", "/ui/config.json", *(f"/ui/static/{name}" for name in ASSET_TYPES)]:
+    for path in ["/ui", "/ui/review", "/ui/config.json", *(f"/ui/static/{name}" for name in ASSET_TYPES)]:
         response = gateway.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY

@@ -1,0 +1,118 @@
+"""The bridge's review API (services/bridge/pacs/review_api.py) as a real process against a real Orthanc, with
+the RIS a real MLLP peer (hl7apy): the token guards every route, a signature is stored in the PACS, and its
+ORU^R01 (F, or C when the radiologist changed the result) goes out through the outbox."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from PIL import Image
+from pydicom.uid import generate_uid
+
+from services.bridge.pacs import verified
+from services.bridge.pacs.dicomweb import InstanceRef, Pacs
+from services.bridge.pacs.settings import PacsSettings
+from tests.bridge.pacs.helpers import NORMAL, PNEUMONIA
+from tests.bridge.pacs.test_review import _result
+from tests.pacs_server import PASSWORD, USER
+from tests.waiting import wait_until
+
+TOKEN = "review-token-" + "0123456789abcdef" * 2
+DR_CHEN = {"login": "dr.chen", "name": "Chen^Wei", "organization": "Radiology, General Hospital"}
+ACCEPT_ALL = [{"finding": "pneumonia", "verdict": "accepted"}, {"finding": "fracture", "verdict": "accepted"}]
+
+
+@pytest.fixture
+def reviewing(orthanc, start_bridge, ris):
+    pacs = Pacs(PacsSettings(url=orthanc.url, username=USER, password=PASSWORD))
+    bridge = start_bridge(
+        CXR_PACS_URL=orthanc.url,
+        CXR_PACS_USERNAME=USER,
+        CXR_PACS_PASSWORD=PASSWORD,
+        CXR_BRIDGE_REVIEW_TOKEN=TOKEN,
+        CXR_BRIDGE_RIS_HOST="127.0.0.1",
+        CXR_BRIDGE_RIS_PORT=str(ris.port),
+    )
+    http = httpx.Client(base_url=bridge.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    yield pacs, bridge, http
+    http.close()
+
+
+def _path(ref: InstanceRef) -> str:
+    return f"/reviews/{ref.study}/{ref.series}/{ref.sop}"
+
+
+def _order(message) -> tuple[object, list[str]]:
+    """The ORU's OBR (hl7apy, as the RIS parsed it) and the result status of each of its OBX."""
+    order = message.oru_r01_patient_result.oru_r01_order_observation
+    return order.obr, [observation.obx.obx_11.value for observation in order.oru_r01_observation]
+
+
+def _sign(http: httpx.Client, ref: InstanceRef, verdicts: list[dict], report: str, edited: bool) -> httpx.Response:
+    return http.post(_path(ref), json={"verdicts": verdicts, "report": report, "report_edited": edited, "reviewer": DR_CHEN})
+
+
+def test_every_route_needs_the_review_token(reviewing):
+    pacs, bridge, _ = reviewing
+    ref = _result(pacs, NORMAL, str(generate_uid()))
+    for token in (None, "wrong-" + TOKEN, TOKEN + "x"):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with httpx.Client(base_url=bridge.url, headers=headers, timeout=30) as stranger:
+            answers = [stranger.get("/reviews"), stranger.get(_path(ref)), stranger.get(_path(ref) + "/image")]
+            answers.append(stranger.post(_path(ref), json={}))
+        assert [a.status_code for a in answers] == [401] * 4, token
+    assert bridge.lines("signed") == []
+
+
+def test_a_result_is_shown_as_the_pacs_holds_it_then_signed_and_sent_to_the_ris_as_final(reviewing, ris):
+    pacs, bridge, http = reviewing
+    ref = _result(pacs, PNEUMONIA, str(generate_uid()))
+    assert ref.sop in [item["sop"] for item in http.get("/reviews").json()["results"]]
+    shown = http.get(_path(ref)).json()
+    assert {f["finding"]: f["call"] for f in shown["findings"]} == {"pneumonia": "present", "fracture": "absent"}
+    assert shown["probability"] == pytest.approx(0.9) and shown["fracture_text"] == "No fracture is seen."
+    assert shown["report"] == "Findings suggest pneumonia." and shown["signed"] is None
+    image = http.get(_path(ref) + "/image")
+    assert image.headers["content-type"] == "image/png" and Image.open(io.BytesIO(image.content)).mode in ("L", "RGB")
+
+    signed = _sign(http, ref, ACCEPT_ALL, "Findings suggest pneumonia.", False)
+    assert signed.status_code == 201, signed.text
+    out = signed.json()
+    assert (out["login"], out["changed"], [f["verdict"] for f in out["findings"]]) == ("dr.chen", False, ["accepted"] * 2)
+    assert out["verified_sop"] == verified.verified_instance_uid(ref.sop)
+    assert ref.sop not in [item["sop"] for item in http.get("/reviews").json()["results"]]
+    assert http.get(_path(ref)).json()["signed"]["login"] == "dr.chen"
+
+    wait_until(lambda: len(ris.received) == 1, 60, "the signed result's ORU at the RIS")
+    obr, statuses = _order(ris.received[0].message)
+    assert obr.obr_25.value == "F" and set(statuses) == {"F"}
+    assert obr.obr_32.value.startswith("dr.chen&")
+    text = ris.received[0].text
+    assert "Findings suggest pneumonia." in text and ref.study in text
+
+    again = _sign(http, ref, ACCEPT_ALL, "Findings suggest pneumonia.", False)
+    assert again.status_code == 409 and "signed by Chen^Wei (dr.chen) at" in again.json()["detail"]
+    (line,) = bridge.lines("signed")
+    assert line["verdicts"] == {"pneumonia": "accepted", "fracture": "accepted"} and "Chen" not in str(line)
+
+
+def test_a_changed_result_goes_to_the_ris_as_corrected_and_a_review_that_does_not_fit_is_refused(reviewing, ris):
+    pacs, _, http = reviewing
+    ref = _result(pacs, PNEUMONIA, str(generate_uid()))
+    missing = _sign(http, ref, [{"finding": "pneumonia", "verdict": "accepted"}], "x", False)
+    assert missing.status_code == 422 and "the review gives verdicts for ['pneumonia']" in missing.json()["detail"]
+    stateless = [{"finding": "pneumonia", "verdict": "modified"}, {"finding": "fracture", "verdict": "accepted"}]
+    unfit = _sign(http, ref, stateless, "x", False)
+    assert unfit.status_code == 422 and "pneumonia: a modified finding needs the corrected state" in unfit.json()["detail"]
+    assert http.get("/reviews/1.2.x/3/4").status_code == 422  # not a UID: never sent to the PACS
+    verdicts = [
+        {"finding": "pneumonia", "verdict": "modified", "state": "uncertain"},
+        {"finding": "fracture", "verdict": "rejected"},
+    ]
+    signed = _sign(http, ref, verdicts, "Possible pneumonia; rib fracture.", True)
+    assert signed.status_code == 201 and signed.json()["changed"] is True
+    wait_until(lambda: len(ris.received) == 1, 60, "the corrected result's ORU at the RIS")
+    obr, statuses = _order(ris.received[0].message)
+    assert obr.obr_25.value == "C" and set(statuses) == {"C"} and "Possible pneumonia; rib fracture." in ris.received[0].text
