@@ -44,6 +44,7 @@ from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserv
 from services.contract.classifier_model import ModelMetadata
 from services.contract.modelcard import ModelCard
 from services.contract.roles import Role
+from services.contract.version import VERSION
 
 log = logging.getLogger("gateway")
 
@@ -251,7 +252,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(title="cxr-serve gateway", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="cxr-serve gateway", version=VERSION, lifespan=lifespan)
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)

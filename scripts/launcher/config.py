@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.contract.paths import MODELS_YAML, REPO_ROOT
 from services.contract.roles import Role
+from services.contract.version import VERSION
 
 
 class ConfigError(ValueError):
@@ -91,7 +92,13 @@ class SamplingConfig(_Strict):
 
 
 class ContainerConfig(_Strict):
-    images: dict[str, str]
+    images: dict[str, str]  # "{version}" in a tag is cxr-serve's own version
+
+    @field_validator("images")
+    @classmethod
+    def _versioned(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: image.replace("{version}", VERSION) for name, image in value.items()}
+
     base_image: str  # what deploy/*.Dockerfile build FROM (build argument BASE_IMAGE)
     user: int  # every container runs as this non-root uid
     app_root: str

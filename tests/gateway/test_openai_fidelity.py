@@ -4,6 +4,7 @@ import httpx
 import openai
 import pytest
 
+from services.contract.version import VERSION
 from tests.conftest import gateway_url
 from tests.gateway.conftest import xray_message
 
@@ -66,6 +67,8 @@ def test_router_errors_are_openai_error_objects(stack, method, path, status):
 
 def test_openapi_describes_the_chat_and_upload_bodies(stack):
     document = httpx.get(f"{gateway_url(stack)}/openapi.json").json()
+    assert document["info"]["version"] == VERSION  # pyproject.toml's, the one version
+    assert {"/v1/reviews", "/v1/reviews/{study}/{series}/{sop}"} <= set(document["paths"])
     chat = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert chat["$ref"] == "#/components/schemas/ChatRequest"
     assert {"model", "messages", "max_completion_tokens"} <= set(document["components"]["schemas"]["ChatRequest"]["properties"])

@@ -6,7 +6,25 @@
 const $ = (id) => document.getElementById(id);
 const STATES = ["present", "absent", "uncertain"];
 
-const page = { items: [], index: -1, result: null, verdicts: [], focus: 0, report: "" };
+const page = { config: null, language: "en", items: [], index: -1, result: null, verdicts: [], focus: 0, report: "" };
+
+// A label in the page's language (gateway/ui/texts.yaml through /ui/config.json), its {placeholders} filled.
+function t(key, values = {}) {
+  return page.config.texts[page.language][key].replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
+}
+
+function applyLabels() {
+  document.documentElement.lang = page.language === "zh" ? "zh-CN" : "en";
+  document.title = t("review_title");
+  for (const element of document.querySelectorAll("[data-text]")) element.textContent = t(element.dataset.text);
+  $("image").alt = t("review_image_alt");
+  $("disclaimer-general").textContent = t("disclaimer");
+  if (page.items.length) renderWorklist();
+  if (page.result) {
+    renderFindings();
+    showSignature(page.result.signed);
+  }
+}
 
 function setState(state) {
   document.body.dataset.state = state;
@@ -31,19 +49,25 @@ function uidPath(item) {
 
 // --- the worklist ------------------------------------------------------------------------------------
 
+// When the preliminary result was made, from its SeriesDate and SeriesTime ("20261202223613.77" → "2026-12-02 22:36").
+function made(when) {
+  const found = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(when || "");
+  return found ? `${found[1]}-${found[2]}-${found[3]} ${found[4]}:${found[5]}` : "—";
+}
+
 function renderWorklist() {
   const list = $("worklist");
   list.replaceChildren();
   page.items.forEach((item, index) => {
     const entry = document.createElement("li");
-    entry.textContent = `${item.made || "—"} · …${item.sop.slice(-12)}`;
+    entry.textContent = `${made(item.made)} · …${item.sop.slice(-12)}`;
     entry.dataset.sop = item.sop;
     entry.classList.toggle("signed", Boolean(item.signed));
     entry.setAttribute("aria-current", String(index === page.index));
     entry.addEventListener("click", () => open(index));
     list.append(entry);
   });
-  $("count").textContent = `(${page.items.filter((item) => !item.signed).length} to sign)`;
+  $("count").textContent = t("review_to_sign", { n: page.items.filter((item) => !item.signed).length });
   $("empty").hidden = page.items.length > 0;
 }
 
@@ -88,19 +112,21 @@ function renderFindings() {
     const row = body.insertRow();
     row.dataset.finding = finding.finding;
     row.classList.toggle("focused", index === page.focus);
-    for (const text of [String(index + 1), finding.finding, finding.call, `${finding.model} (${finding.sha256.slice(0, 12)})`]) {
+    const model = `${finding.model} (${finding.sha256.slice(0, 12)})`;
+    for (const text of [String(index + 1), t(`review_finding_${finding.finding}`), t(`review_state_${finding.call}`), model]) {
       row.insertCell().textContent = text;
     }
     const cell = row.insertCell();
     cell.className = "verdict";
-    cell.textContent = verdict.verdict || "—";
+    cell.dataset.verdict = verdict.verdict || "";
+    cell.textContent = verdict.verdict ? t(`review_verdict_${verdict.verdict}`) : "—";
     const state = row.insertCell();
-    state.textContent = verdict.verdict === "modified" ? verdict.state : "";
+    state.textContent = verdict.verdict === "modified" ? t(`review_state_${verdict.state}`) : "";
     if (verdict.verdict === "modified") {
       const comment = document.createElement("input");
       comment.type = "text";
       comment.maxLength = 2000;
-      comment.placeholder = "comment (c)";
+      comment.placeholder = t("review_comment");
       comment.value = verdict.comment;
       comment.addEventListener("input", () => { verdict.comment = comment.value; });
       state.append(" ", comment);
@@ -109,8 +135,11 @@ function renderFindings() {
 }
 
 function showSignature(signed) {
-  $("signature").textContent = signed ? `Signed by ${signed.reviewer} (${signed.login}) at ${signed.signed_at}` : "";
-  if (signed) page.items[page.index].signed = true;
+  $("signature").textContent = signed ? t("review_signed_by", { name: signed.reviewer, login: signed.login, at: signed.signed_at }) : "";
+  if (signed) {
+    page.result.signed = signed;
+    page.items[page.index].signed = true;
+  }
   renderWorklist();
 }
 
@@ -132,9 +161,9 @@ function judge(verdict) {
 
 async function sign() {
   if (document.body.dataset.state !== "idle") return;
-  const missing = page.verdicts.filter((v) => !v.verdict).map((v) => v.finding);
+  const missing = page.verdicts.filter((v) => !v.verdict).map((v) => t(`review_finding_${v.finding}`));
   if (missing.length) {
-    showError(`No verdict yet for: ${missing.join(", ")}`);
+    showError(t("review_no_verdict", { findings: missing.join(", ") }));
     return;
   }
   const report = $("report").value;
@@ -163,7 +192,7 @@ function editReport() {
 }
 
 function onKey(event) {
-  const typing = event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement;
+  const typing = event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
   if (typing) {
     if (event.key === "Escape") {
       event.target.blur();
@@ -196,6 +225,14 @@ function onKey(event) {
 
 async function start() {
   const config = await (await fetch("/ui/config.json", { cache: "no-store" })).json();
+  page.config = config;
+  page.language = config.default_language;
+  $("language").value = page.language;
+  $("language").addEventListener("change", (event) => {
+    page.language = event.target.value;
+    applyLabels();
+  });
+  applyLabels();
   $("sign-in").hidden = Boolean(config.user) || !config.sign_in;
   $("signed-in").hidden = !config.user;
   $("user-name").textContent = config.user || "";

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from typing import get_args
 
 import httpx
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from gateway.clinical.content import ClinicalContentError
 from gateway.routes.ui import CONTENT_SECURITY_POLICY
 from gateway.ui import ASSET_TYPES, STATIC_DIR, UI_DIR, load
+from services.contract.review import FindingName, SignedState, Verdict
 from services.contract.roles import Role
 from tests.conftest import SAMPLES
 from tests.dicom_files import from_jpeg
@@ -22,14 +24,19 @@ from tests.dicom_files import from_jpeg
 INDEX = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 REVIEW = (STATIC_DIR / "review.html").read_text(encoding="utf-8")
 SCRIPT = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+REVIEW_SCRIPT = (STATIC_DIR / "review.js").read_text(encoding="utf-8")
 FROM_CONFIG = {"disclaimer", "stand_in_notice"}  # rules.yaml's, added by /ui/config.json
 
 
-def test_every_label_the_page_uses_is_in_the_texts_file():
+def test_every_label_the_pages_use_is_in_the_texts_file():
     labels = set(load().labels)
-    used = set(re.findall(r'data-text="([a-z_]+)"', INDEX)) | set(re.findall(r'\bt\("([a-z_]+)"\)', SCRIPT))
+    pages, scripts = INDEX + REVIEW, SCRIPT + REVIEW_SCRIPT
+    used = set(re.findall(r'data-text="([a-z_]+)"', pages)) | set(re.findall(r'\bt\("([a-z_]+)"', scripts))
     used |= {key for key in labels if f'"{key}"' in SCRIPT}  # chosen in code: t(ok ? "a" : "b"), tables by status
     used |= {f"stage_{role}" for role in Role} | {"stage_total"}  # t(`stage_${stage}`)
+    # the review page's t(`review_finding_${...}`), by the API's own names (services/contract/review.py)
+    used |= {f"review_finding_{name}" for name in get_args(FindingName)} | {f"review_verdict_{v}" for v in get_args(Verdict)}
+    used |= {f"review_state_{state}" for state in get_args(SignedState)}
     assert used - FROM_CONFIG - labels == set()
     assert labels - used == set(), "texts.yaml has labels the page never shows"
 

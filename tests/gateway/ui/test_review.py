@@ -117,6 +117,11 @@ def test_a_radiologist_reviews_three_results_by_keyboard_and_the_pacs_and_ris_ho
     _keys(page, "m", "2", "a", "e", " Edited: no consolidation.", Keys.ESCAPE)
     _sign(page)
     page.screenshot("review-signed")
+    page.choose_language("zh")  # the labels follow the page's language; the signature's facts stay as signed
+    assert page.text("signature").startswith("已由 Wei Chen（dr.chen）于 ") and page.text("worklist-heading").startswith(
+        "待复核列表"
+    )
+    page.choose_language("en")
 
     refs = {ref.sop: ref for ref in results}
     assert {first, second, third} == set(refs)

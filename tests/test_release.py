@@ -1,0 +1,31 @@
+"""Release hygiene: the licence, the models' licences in NOTICE, one version reported everywhere, a changelog
+entry for it."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+from scripts.launcher import config
+from services.contract.paths import REPO_ROOT
+from services.contract.version import VERSION
+
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def test_the_code_is_apache_2_licensed_and_says_so_in_its_metadata():
+    assert "Apache License\n                           Version 2.0" in (REPO_ROOT / "LICENSE").read_text()
+    assert PYPROJECT["project"]["license"] == {"text": "Apache-2.0"}
+
+
+def test_notice_names_every_production_models_licence():
+    notice = (REPO_ROOT / "NOTICE").read_text()
+    for card in sorted((REPO_ROOT / "deploy" / "model-cards").glob("*.json")):
+        assert json.loads(card.read_text())["licence"] in notice, card.name
+
+
+def test_one_version_in_the_package_the_images_and_the_changelog():
+    assert PYPROJECT["project"]["version"] == VERSION
+    own = {name: image for name, image in config.load("gpu", env={}).containers.images.items() if image.startswith("cxr-serve/")}
+    assert own and all(image.endswith(f":{VERSION}") for image in own.values()), own
+    assert f"## {VERSION} " in (REPO_ROOT / "CHANGELOG.md").read_text()
