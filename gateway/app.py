@@ -194,6 +194,7 @@ async def _openid_provider(settings: GatewaySettings, stack: AsyncExitStack) -> 
         algorithms=tuple(settings.oidc_algorithms),
         roles_claim=settings.oidc_roles_claim,
         name_claim=settings.oidc_name_claim,
+        sites_claim=settings.oidc_sites_claim,
         role_permissions=settings.oidc_role_permissions,
         leeway_s=settings.oidc_leeway_s,
         jwks_url=settings.oidc_jwks_url,

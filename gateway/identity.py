@@ -87,6 +87,9 @@ class Caller(BaseModel):
     name: str
     permissions: frozenset[Permission]
     full_name: str | None = None  # a person's name as the identity provider gives it (a review's signer)
+    # The sites (DICOM InstitutionName) whose studies the caller may review; None: not restricted (no
+    # GATEWAY_OIDC_SITES_CLAIM, or a client of the clients file).
+    sites: frozenset[str] | None = None
     models: frozenset[str] | None = None  # None: every model its permissions allow
     max_concurrency: int | None = Field(default=None, ge=1)
     requests_per_minute: float | None = Field(default=None, gt=0)

@@ -46,6 +46,7 @@ class OidcConfig:
     algorithms: tuple[str, ...]
     roles_claim: str
     name_claim: str
+    sites_claim: str | None  # GATEWAY_OIDC_SITES_CLAIM: the sites whose studies a person may review
     role_permissions: dict[str, frozenset[Permission]]
     leeway_s: float
     jwks_url: str | None
@@ -83,6 +84,13 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+def _sites(value: object) -> frozenset[str]:
+    """The sites a token's claim names (a list, or one string); none when it names none: restricted, it sees nothing."""
+    if isinstance(value, str):
+        return frozenset({value})
+    return frozenset(str(site) for site in value) if isinstance(value, list) else frozenset()
 
 
 class OpenIdProvider:
@@ -134,7 +142,8 @@ class OpenIdProvider:
         roles = [roles] if isinstance(roles, str) else roles
         permissions = frozenset().union(*(self.config.role_permissions.get(str(role), frozenset()) for role in roles))
         full_name = claims.get("name") if isinstance(claims.get("name"), str) else None
-        return Caller(name=f"{PERSON_PREFIX}{name}", permissions=permissions, full_name=full_name)
+        sites = None if self.config.sites_claim is None else _sites(_claim(claims, self.config.sites_claim))
+        return Caller(name=f"{PERSON_PREFIX}{name}", permissions=permissions, full_name=full_name, sites=sites)
 
     async def verified(self, token: str, audience: str, nonce: str | None = None) -> dict[str, Any]:
         try:

@@ -8,14 +8,16 @@ another 4xx → UpstreamRejected with the bridge's reason.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
 
 from gateway.errors import AlreadySigned, BackendAuthFailed, BackendFailed, UpstreamRejected
-from services.contract.review import SignedOut, SignOff
+from services.contract.review import SITES_HEADER, SignedOut, SignOff
 
 BACKEND = "review"
+Sites = frozenset[str] | None  # the reviewer's sites when the review is restricted (gateway/identity.py Caller.sites)
 
 
 class ReviewDesk:
@@ -24,26 +26,27 @@ class ReviewDesk:
         self._base = base_url.rstrip("/") + "/reviews"
         self._headers = {"Authorization": f"Bearer {api_key}"}
 
-    async def worklist(self) -> list[dict[str, str]]:
-        results: list[dict[str, str]] = (await self._call("GET", ""))["results"]
+    async def worklist(self, sites: Sites) -> list[dict[str, str]]:
+        results: list[dict[str, str]] = (await self._call("GET", "", sites))["results"]
         return results
 
-    async def result(self, study: str, series: str, sop: str) -> dict[str, Any]:
-        found: dict[str, Any] = await self._call("GET", f"/{study}/{series}/{sop}")
+    async def result(self, study: str, series: str, sop: str, sites: Sites) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call("GET", f"/{study}/{series}/{sop}", sites)
         return found
 
-    async def image(self, study: str, series: str, sop: str) -> bytes:
-        return (await self._send("GET", f"/{study}/{series}/{sop}/image")).content
+    async def image(self, study: str, series: str, sop: str, sites: Sites) -> bytes:
+        return (await self._send("GET", f"/{study}/{series}/{sop}/image", sites)).content
 
-    async def sign(self, study: str, series: str, sop: str, sign_off: SignOff) -> SignedOut:
-        return SignedOut.model_validate(await self._call("POST", f"/{study}/{series}/{sop}", sign_off.model_dump()))
+    async def sign(self, study: str, series: str, sop: str, sign_off: SignOff, sites: Sites) -> SignedOut:
+        return SignedOut.model_validate(await self._call("POST", f"/{study}/{series}/{sop}", sites, sign_off.model_dump()))
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        return (await self._send(method, path, body)).json()
+    async def _call(self, method: str, path: str, sites: Sites, body: dict[str, Any] | None = None) -> Any:
+        return (await self._send(method, path, sites, body)).json()
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx2.Response:
+    async def _send(self, method: str, path: str, sites: Sites, body: dict[str, Any] | None = None) -> httpx2.Response:
+        headers = self._headers if sites is None else {**self._headers, SITES_HEADER: json.dumps(sorted(sites))}
         try:
-            response = await self._http.request(method, self._base + path, json=body, headers=self._headers)
+            response = await self._http.request(method, self._base + path, json=body, headers=headers)
         except httpx2.HTTPError as error:
             raise BackendFailed(BACKEND, f"the bridge is unreachable ({type(error).__name__})") from None
         if response.status_code < 400:

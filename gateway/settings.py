@@ -186,6 +186,9 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: bo
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp / nbf / iat
     # JSON: role -> permissions, e.g. {"radiologist": ["analyze", "review"], "cxr-admin": ["admin"]}.
     oidc_role_permissions: dict[str, frozenset[Permission]] = {}
+    # A study-level restriction of the review: the claim (e.g. "sites") listing the sites, by the studies' DICOM
+    # InstitutionName, whose results a person may see and sign; a login without it sees none. Unset: every study.
+    oidc_sites_claim: str | None = None
     # The radiologists' review (gateway/routes/reviews.py, /ui/review): the bridge's operations URL, and the review
     # token it was given (its CXR_BRIDGE_REVIEW_TOKEN); off while unset. The organisation each verified SR names.
     review_url: str | None = Field(default=None, pattern=r"^https?://")

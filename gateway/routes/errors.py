@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, RouteNotFound
 from gateway.protocol import ErrorDetail, ErrorResponse
@@ -56,12 +57,22 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     where = f"{request.method} {request.url.path}"
     if error.status_code == 405:
-        return error_response(MethodNotAllowed(f"method not allowed: {where}", (error.headers or {}).get("Allow")))
+        return error_response(MethodNotAllowed(f"method not allowed: {where}", _allowed(request)))
     if error.status_code == 404:
         return error_response(RouteNotFound(f"no such endpoint: {where}"))
     generic = GatewayError(str(error.detail))
     generic.status = error.status_code
     return error_response(generic)
+
+
+def _allowed(request: Request) -> str | None:
+    """Every method of every route on this path: Starlette's own Allow names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods)) or None
 
 
 async def _too_large(_request: Request, error: Exception) -> JSONResponse:

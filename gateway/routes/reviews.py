@@ -56,27 +56,36 @@ def _reviewer(request: Request, organization: str) -> ReviewerIdentity:
         raise InvalidRequest("the login's name or user name cannot sign a DICOM SR (at most 64 characters, no \\ or =)") from None
 
 
+def _sites(request: Request) -> frozenset[str] | None:
+    return caller_of(request).sites
+
+
+Sites = Annotated[frozenset[str] | None, Depends(_sites)]
+
+
 @router.get("/v1/reviews")
-async def worklist(desk: Desk) -> JSONResponse:
-    return JSONResponse({"results": await desk.worklist()}, headers=NO_STORE)
+async def worklist(desk: Desk, sites: Sites) -> JSONResponse:
+    return JSONResponse({"results": await desk.worklist(sites)}, headers=NO_STORE)
 
 
 @router.get("/v1/reviews/{study}/{series}/{sop}")
-async def result(desk: Desk, study: Uid, series: Uid, sop: Uid) -> JSONResponse:
-    return JSONResponse(await desk.result(study, series, sop), headers=NO_STORE)
+async def result(desk: Desk, sites: Sites, study: Uid, series: Uid, sop: Uid) -> JSONResponse:
+    return JSONResponse(await desk.result(study, series, sop, sites), headers=NO_STORE)
 
 
 @router.get("/v1/reviews/{study}/{series}/{sop}/image", response_class=Response)
-async def image(desk: Desk, study: Uid, series: Uid, sop: Uid) -> Response:
-    return Response(await desk.image(study, series, sop), media_type="image/png", headers=NO_STORE)
+async def image(desk: Desk, sites: Sites, study: Uid, series: Uid, sop: Uid) -> Response:
+    return Response(await desk.image(study, series, sop, sites), media_type="image/png", headers=NO_STORE)
 
 
 @router.post("/v1/reviews/{study}/{series}/{sop}", status_code=201)
-async def sign(request: Request, gateway: GatewayDep, desk: Desk, study: Uid, series: Uid, sop: Uid, body: Signing) -> SignedOut:
+async def sign(
+    request: Request, gateway: GatewayDep, desk: Desk, sites: Sites, study: Uid, series: Uid, sop: Uid, body: Signing
+) -> SignedOut:
     note: AuditNote = request.state.audit
     note.review = ReviewNote(preliminary_sop=sop, verdicts={v.finding: v.verdict for v in body.verdicts})
     reviewer = _reviewer(request, gateway.settings.review_organization)
-    signed = await desk.sign(study, series, sop, SignOff(**body.model_dump(), reviewer=reviewer))
+    signed = await desk.sign(study, series, sop, SignOff(**body.model_dump(), reviewer=reviewer), sites)
     note.review.verified_sop = signed.verified_sop
     note.models = _models(signed)
     for finding in signed.findings:

@@ -19,6 +19,9 @@ Uid = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)*$", max_lengt
 # What a DICOM LO / PN value may hold (the verified SR's observer, PS3.5 6.2): no backslash (the value
 # separator), no "=" (PN's component groups), no control character.
 DicomText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\\=\x00-\x1f\x7f]+$")]
+# A study-level restriction, from the gateway to the bridge: the sites (InstitutionName) the reviewer may see, as
+# a JSON array; absent: not restricted. The bridge answers a result outside them as if it did not exist (404).
+SITES_HEADER = "x-cxr-review-sites"
 REVIEW_TEXT_MAX = 20_000  # characters of a signed report: a long chest report is ~3,000
 
 

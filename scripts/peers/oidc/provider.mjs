@@ -3,11 +3,12 @@
 //   node provider.mjs <port> <config.json>
 //
 // config.json: {"gateway_redirect": "http://127.0.0.1:PORT/ui/callback", "audience": "urn:cxr-serve",
-//               "accounts": {"dr.chen": {"name": "Dr. Chen", "roles": ["radiologist"]}, ...},
+//               "accounts": {"dr.chen": {"name": "Dr. Chen", "roles": ["radiologist"], "sites": [...]}, ...},
 //               "services": {"batch-job": {"secret": "...", "roles": ["cxr-analyze"], "ttl": 600}}}
 // The web page's client is "cxr-serve-ui" (public, authorization code with PKCE S256); each service is a
 // confidential client for client_credentials. Access tokens for the audience are JWTs (RFC 9068) carrying
-// preferred_username and roles. The login form is oidc-provider's own development interaction (any password);
+// preferred_username and roles (and an account's `sites`, when it has them: a study-level restriction's claim).
+// The login form is oidc-provider's own development interaction (any password);
 // prints "LISTENING <issuer>" when it serves.
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -61,7 +62,8 @@ const provider = new Provider(issuer, {
   extraTokenClaims: async (ctx, token) => {
     if (token.accountId) {
       const { preferred_username, name, roles } = claimsOf(token.accountId);
-      return { preferred_username, name, roles };
+      const sites = config.accounts[token.accountId]?.sites;
+      return sites ? { preferred_username, name, roles, sites } : { preferred_username, name, roles };
     }
     const service = config.services?.[token.clientId];
     return service ? { preferred_username: token.clientId, roles: service.roles } : {};

@@ -139,6 +139,13 @@ class Pacs:
             if len(page) < page_size:
                 return found
 
+    def institution(self, study_uid: str) -> str:
+        """The study's site, the InstitutionName of its images' series ("" when none has one). Asked at series
+        level: InstitutionName belongs to the equipment (a series) and Orthanc's study-level QIDO leaves it out."""
+        found = call("QIDO series", self.client.search_for_series, study_uid, fields=["InstitutionName"])
+        names = (str(ds.get("InstitutionName", "")) for ds in _datasets(found))
+        return next((name for name in names if name), "")
+
     def instances(self, study_uid: str, series_uid: str) -> list[InstanceRef]:
         found = call("QIDO instances", self.client.search_for_instances, study_uid, series_uid)
         return [InstanceRef(study_uid, series_uid, str(ds.SOPInstanceUID)) for ds in _datasets(found)]

@@ -13,6 +13,7 @@ back and the signer whose review it is not gets the same refusal.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from pydicom import Dataset
@@ -47,12 +48,16 @@ class Reviews:
     def __init__(self, pacs: Pacs) -> None:
         self.pacs = pacs
 
-    def worklist(self, study_uid: str | None = None) -> list[Pending]:
-        """The unverified results, newest first (in one study, or across the PACS)."""
+    def worklist(self, study_uid: str | None = None, sites: frozenset[str] | None = None) -> list[Pending]:
+        """The unverified results, newest first (in one study, or across the PACS); with `sites`, only those of
+        studies from one of them (their InstitutionName: one QIDO per study, asked once)."""
         preliminary = self.pacs.series("SR", sr.SERIES_DESCRIPTION, study_uid)
         done = {str(s.SeriesInstanceUID) for s in self.pacs.series("SR", verified.SERIES_DESCRIPTION, study_uid)}
         pending = []
+        site = functools.cache(self.pacs.institution)
         for series in sorted(preliminary, key=_when, reverse=True):
+            if sites is not None and site(str(series.StudyInstanceUID)) not in sites:
+                continue
             for ref in self.pacs.instances(str(series.StudyInstanceUID), str(series.SeriesInstanceUID)):
                 if verified.verified_series_uid(ref.sop) not in done:
                     pending.append(Pending(sr=ref, made=_when(series)))

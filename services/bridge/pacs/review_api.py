@@ -14,6 +14,10 @@ is a 401 before the PACS is asked anything). What it serves is read from the PAC
                                             409 when signed already (who and when), 422 when the review does
                                             not fit the result, 503 when the PACS is away
 
+A study-level restriction comes from the gateway as the reviewer's sites (services/contract/review.py
+SITES_HEADER, a JSON array of InstitutionNames): the worklist holds only their studies' results, and a result
+of another study is answered 404, as one that does not exist, on every route.
+
 The PACS client is synchronous: each call runs in a thread. Errors answer {"detail": ...}, which the gateway
 relays in its own error shape. One log line per signature: UIDs and verdicts, never a name or the text.
 """
@@ -24,6 +28,7 @@ import asyncio
 import datetime as dt
 import hmac
 import io
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -38,7 +43,7 @@ from services.bridge.pacs.review import AlreadySigned, Reviews
 from services.bridge.pacs.verified import FindingVerdict, Review, Reviewer, ReviewRefused, Signed
 from services.contract.dicom import DicomPolicy, read
 from services.contract.images import ImageError
-from services.contract.review import ReviewerIdentity, SignedFindingOut, SignedOut, SignOff, Uid
+from services.contract.review import SITES_HEADER, ReviewerIdentity, SignedFindingOut, SignedOut, SignOff, Uid
 
 log = logging.getLogger("bridge")
 
@@ -83,6 +88,22 @@ async def _pacs(call: Callable[..., Any], *args: Any) -> Any:
         raise HTTPException(503, f"PACS unavailable: {error}") from None
 
 
+def _sites(sites: Annotated[str | None, Header(alias=SITES_HEADER)] = None) -> frozenset[str] | None:
+    """The reviewer's sites, when the gateway restricts the review; a malformed value is refused, never ignored."""
+    if sites is None:
+        return None
+    try:
+        named = json.loads(sites)
+    except ValueError:
+        named = None
+    if not isinstance(named, list) or not all(isinstance(site, str) for site in named):
+        raise HTTPException(400, f"{SITES_HEADER} must be a JSON array of site names")
+    return frozenset(named)
+
+
+Sites = Annotated[frozenset[str] | None, Depends(_sites)]
+
+
 def router(reviews: Reviews, token: str, policy: DicomPolicy, on_signed: OnSigned) -> APIRouter:
     def authorised(authorization: Annotated[str, Header()] = "") -> None:
         scheme, _, given = authorization.partition(" ")
@@ -91,12 +112,18 @@ def router(reviews: Reviews, token: str, policy: DicomPolicy, on_signed: OnSigne
 
     api = APIRouter(prefix="/reviews", dependencies=[Depends(authorised)])
 
+    async def visible(study: Uid, sop: Uid, sites: Sites) -> None:
+        if sites is not None and await _pacs(reviews.pacs.institution, study) not in sites:
+            raise HTTPException(404, f"no result {sop} among the studies this reviewer may see")
+
+    Visible = Depends(visible)
+
     @api.get("")
-    async def worklist() -> dict[str, list[dict[str, str]]]:
-        pending = await _pacs(reviews.worklist)
+    async def worklist(sites: Sites) -> dict[str, list[dict[str, str]]]:
+        pending = await _pacs(reviews.worklist, None, sites)
         return {"results": [{"study": p.sr.study, "series": p.sr.series, "sop": p.sr.sop, "made": p.made} for p in pending]}
 
-    @api.get("/{study}/{series}/{sop}")
+    @api.get("/{study}/{series}/{sop}", dependencies=[Visible])
     async def result(study: Uid, series: Uid, sop: Uid) -> dict[str, Any]:
         ref = InstanceRef(study, series, sop)
         shown = verified.read_result(await _pacs(reviews.pacs.retrieve, ref))
@@ -113,14 +140,14 @@ def router(reviews: Reviews, token: str, policy: DicomPolicy, on_signed: OnSigne
             "signed": None if signed is None else signed_out(study, signed).model_dump(),
         }
 
-    @api.get("/{study}/{series}/{sop}/image")
+    @api.get("/{study}/{series}/{sop}/image", dependencies=[Visible])
     async def image(study: Uid, series: Uid, sop: Uid) -> Response:
         shown = verified.read_result(await _pacs(reviews.pacs.retrieve, InstanceRef(study, series, sop)))
         source = InstanceRef(study, str(shown.image.SeriesInstanceUID), str(shown.image.SOPInstanceUID))
         dataset = await _pacs(reviews.pacs.retrieve, source)
         return Response(await asyncio.to_thread(_png, dataset, policy), media_type="image/png")
 
-    @api.post("/{study}/{series}/{sop}", status_code=201)
+    @api.post("/{study}/{series}/{sop}", status_code=201, dependencies=[Visible])
     async def sign(study: Uid, series: Uid, sop: Uid, body: SignOff) -> SignedOut:
         review = _review(body, dt.datetime.now(dt.UTC))
         try:

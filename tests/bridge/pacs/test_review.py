@@ -35,9 +35,11 @@ def pacs(orthanc) -> Pacs:
     return Pacs(PacsSettings(url=orthanc.url, username=USER, password=PASSWORD))
 
 
-def _result(pacs: Pacs, jpeg: bytes, study_uid: str) -> InstanceRef:
+def _result(pacs: Pacs, jpeg: bytes, study_uid: str, institution: str | None = None) -> InstanceRef:
     """One image in the PACS and cxr-serve's preliminary SR of it beside it: what the bridge leaves there."""
     image = dcmread(io.BytesIO(from_jpeg(jpeg, "mono2-8bit", study_uid=study_uid)))
+    if institution is not None:
+        image.InstitutionName = institution
     preliminary = sr.build(image, sr.Analysis(cxr=ANSWER, report="Findings suggest pneumonia."))
     pacs.store(image)
     pacs.store(preliminary)

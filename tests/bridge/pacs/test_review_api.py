@@ -5,6 +5,7 @@ ORU^R01 (F, or C when the radiologist changed the result) goes out through the o
 from __future__ import annotations
 
 import io
+import json
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from pydicom.uid import generate_uid
 from services.bridge.pacs import verified
 from services.bridge.pacs.dicomweb import InstanceRef, Pacs
 from services.bridge.pacs.settings import PacsSettings
+from services.contract.review import SITES_HEADER
 from tests.bridge.pacs.helpers import NORMAL, PNEUMONIA
 from tests.bridge.pacs.test_review import _result
 from tests.pacs_server import PASSWORD, USER
@@ -116,3 +118,27 @@ def test_a_changed_result_goes_to_the_ris_as_corrected_and_a_review_that_does_no
     wait_until(lambda: len(ris.received) == 1, 60, "the corrected result's ORU at the RIS")
     obr, statuses = _order(ris.received[0].message)
     assert obr.obr_25.value == "C" and set(statuses) == {"C"} and "Possible pneumonia; rib fracture." in ris.received[0].text
+
+
+def test_a_study_level_restriction_shows_and_signs_only_the_reviewers_sites(reviewing):
+    pacs, _, http = reviewing
+    north = _result(pacs, PNEUMONIA, str(generate_uid()), institution="North Campus")
+    south = _result(pacs, NORMAL, str(generate_uid()), institution="South Campus")
+    only_north = {SITES_HEADER: json.dumps(["North Campus"])}
+    listed = [item["sop"] for item in http.get("/reviews", headers=only_north).json()["results"]]
+    assert north.sop in listed and south.sop not in listed
+    unrestricted = [item["sop"] for item in http.get("/reviews").json()["results"]]
+    assert {north.sop, south.sop} <= set(unrestricted)
+    hidden = [http.get(_path(south), headers=only_north), http.get(_path(south) + "/image", headers=only_north)]
+    hidden.append(
+        http.post(
+            _path(south),
+            headers=only_north,
+            json={"verdicts": ACCEPT_ALL, "report": "x", "report_edited": False, "reviewer": DR_CHEN},
+        )
+    )
+    assert [answer.status_code for answer in hidden] == [404] * 3
+    assert all("among the studies this reviewer may see" in answer.json()["detail"] for answer in hidden)
+    assert http.get(_path(north), headers=only_north).json()["signed"] is None
+    assert http.get(_path(south), headers={SITES_HEADER: "[]"}).status_code == 404  # no site: nothing
+    assert http.get("/reviews", headers={SITES_HEADER: "North Campus"}).status_code == 400  # not a JSON array

@@ -37,12 +37,17 @@ from tests.gateway.ui.test_login import sign_in
 from tests.pacs_server import PASSWORD, USER, started
 
 TOKEN = "review-token-" + "fedcba9876543210" * 2
-ACCOUNTS = {"dr.chen": {"name": "Wei Chen", "roles": ["radiologist"]}, "visitor": {"name": "Visitor", "roles": []}}
+SITE = "General Hospital"  # dr.chen's site: a study-level restriction (GATEWAY_OIDC_SITES_CLAIM) is on
+ACCOUNTS = {
+    "dr.chen": {"name": "Wei Chen", "roles": ["radiologist"], "sites": [SITE]},
+    "visitor": {"name": "Visitor", "roles": []},
+}
 
 
 @pytest.fixture(scope="module")
 def desk(start_gateway_without_models, tmp_path_factory):
-    """(gateway, bridge, pacs, ris, provider, the three results): a PACS of its own, so the worklist is these."""
+    """(gateway, bridge, pacs, ris, provider, the three results, one of another site): a PACS of its own, so the
+    worklist is these three."""
     folder = tmp_path_factory.mktemp("review")
     for name in ("orthanc", "openid"):
         (folder / name).mkdir()
@@ -59,9 +64,11 @@ def desk(start_gateway_without_models, tmp_path_factory):
         GATEWAY_REVIEW_URL=bridge.url,
         GATEWAY_REVIEW_API_KEY=TOKEN,
         GATEWAY_REVIEW_ORGANIZATION="Radiology, General Hospital",
+        GATEWAY_OIDC_SITES_CLAIM="sites",
     )
-    results = [_result(pacs, jpeg, str(generate_uid())) for jpeg in (PNEUMONIA, NORMAL, PNEUMONIA)]
-    yield gateway, bridge, pacs, ris, provider, results
+    results = [_result(pacs, jpeg, str(generate_uid()), institution=SITE) for jpeg in (PNEUMONIA, NORMAL, PNEUMONIA)]
+    elsewhere = _result(pacs, NORMAL, str(generate_uid()), institution="Another Hospital")
+    yield gateway, bridge, pacs, ris, provider, results, elsewhere
     provider.stop()
     bridge.stop()
     ris.stop()
@@ -97,7 +104,7 @@ def _verified(pacs: Pacs, ref: InstanceRef, folder: Path):
 
 
 def test_a_radiologist_reviews_three_results_by_keyboard_and_the_pacs_and_ris_hold_the_signatures(browser, desk, tmp_path):
-    gateway, bridge, pacs, ris, _, results = desk
+    gateway, bridge, pacs, ris, _, results, elsewhere = desk
     browser.delete_all_cookies()
     sign_in(UiPage(browser, gateway.url).open(), "dr.chen")
     browser.get(f"{gateway.url}/ui/review")
@@ -190,13 +197,15 @@ def test_a_radiologist_reviews_three_results_by_keyboard_and_the_pacs_and_ris_ho
         cookies=cookie,
     )
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_signed"
+    hidden = httpx.get(f"{gateway.url}/v1/reviews/{elsewhere.study}/{elsewhere.series}/{elsewhere.sop}", cookies=cookie)
+    assert hidden.status_code == 404 and "among the studies this reviewer may see" in hidden.json()["error"]["message"]
     assert "signed by Wei Chen (dr.chen) at" in again.json()["error"]["message"]
     metrics = httpx.get(f"{gateway.url}/metrics", cookies=cookie)
     assert metrics.status_code == 403  # a radiologist is no operator
 
 
 def test_without_the_review_permission_every_review_route_is_403_and_a_forged_login_401(desk):
-    gateway, _, _, _, provider, results = desk
+    gateway, _, _, _, provider, results, _ = desk
     ref = results[0]
     path = f"{gateway.url}/v1/reviews/{ref.study}/{ref.series}/{ref.sop}"
     analyst = bearer(token_of(provider, "batch-job"))  # analyze only
@@ -204,6 +213,8 @@ def test_without_the_review_permission_every_review_route_is_403_and_a_forged_lo
     answers += [httpx.get(path + "/image", headers=analyst), httpx.post(path, json={}, headers=analyst)]
     assert [a.status_code for a in answers] == [403] * 4
     assert all("no permission for 'review'" in a.json()["error"]["message"] for a in answers)
+    wrong = httpx.delete(path, headers=analyst)  # the 405 names every method the path has (RFC 9110), not the first
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
     forged = bearer(token_of(provider, "batch-job")[:-8] + "AAAAAAAA")
     assert httpx.get(f"{gateway.url}/v1/reviews", headers=forged).status_code == 401
     assert httpx.get(f"{gateway.url}/v1/reviews").status_code == 401
