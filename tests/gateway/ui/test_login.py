@@ -15,7 +15,10 @@ from tests.gateway.ui.conftest import UiPage
 
 def sign_in(page: UiPage, login: str) -> None:
     page.element("sign-in").click()
-    WebDriverWait(page.driver, 20).until(lambda d: d.find_elements(By.NAME, "login"))  # the provider's own form
+    # The provider's own form; generous waits, as a loaded 2-core CI machine is slow, and a timeout names the page.
+    WebDriverWait(page.driver, 60).until(
+        lambda d: d.find_elements(By.NAME, "login"), f"no login form at the provider (at {page.driver.current_url})"
+    )
     page.driver.find_element(By.NAME, "login").send_keys(login)
     page.driver.find_element(By.NAME, "password").send_keys("any password: the provider's development login")
     page.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
@@ -36,7 +39,9 @@ def sign_in(page: UiPage, login: str) -> None:
             return False
         return urlsplit(driver.current_url).path == "/ui" and page.state() == "idle"
 
-    WebDriverWait(page.driver, 30, poll_frequency=0.5).until(back_on_the_page)
+    WebDriverWait(page.driver, 90, poll_frequency=0.5).until(
+        back_on_the_page, f"never back on the page after the login of {login!r}"
+    )
 
 
 def test_a_radiologist_signs_in_analyses_as_themselves_and_signs_out(browser, openid):
