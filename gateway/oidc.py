@@ -183,6 +183,9 @@ class OpenIdProvider:
             "client_id": self.config.client_id,
             "redirect_uri": self._redirect_url(),
             "scope": "openid profile roles",
+            # Every sign-in authenticates anew: signing out of the page ends only the gateway's session, and on a
+            # shared reading-room workstation the provider's would otherwise sign the next person in as the last.
+            "prompt": "login",
             "state": login.state,
             "nonce": login.nonce,
             "code_challenge": login.challenge,

@@ -65,6 +65,12 @@ def test_a_radiologist_signs_in_analyses_as_themselves_and_signs_out(browser, op
     browser.find_element(By.LINK_TEXT, "Sign out").click()
     page.wait_for_state("idle", timeout=20)
     assert browser.get_cookie("cxr_session") is None and page.visible("sign-in")
+    # A shared workstation: the next "Sign in" asks the provider for a login again, never reuses its session
+    # (the provider still holds dr.chen's; the gateway's authorization request says prompt=login).
+    page.element("sign-in").click()
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.NAME, "login"), f"signed in again without a login (at {browser.current_url})"
+    )
 
 
 def test_a_person_without_a_permitted_role_is_signed_in_but_refused(browser, openid):
