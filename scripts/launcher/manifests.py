@@ -63,7 +63,10 @@ CLIENTS_MOUNT = "/etc/cxr-serve/clients"  # the clients file's folder (GATEWAY_C
 # The bridge's spool and state database (services/bridge/state.py): a volume; one bridge per volume.
 BRIDGE_STATE_MOUNT = "/var/lib/cxr-serve/bridge"
 GATEWAY_REPLICAS = 3  # the seeds' Kubernetes example; the PodDisruptionBudget keeps two through a drain
-INGRESS_HOST = "cxr-serve.hospital.example"  # replace with the hospital's name for the gateway (README, Kubernetes)
+# A placeholder the site's overlay replaces (deploy/k8s/site/kustomization.yaml), as it does the namespace, the TLS
+# Secret, the images, the storage class and the replica counts: the site's values live there, not here.
+INGRESS_HOST = "cxr-serve.hospital.example"
+NAMESPACE = "cxr-serve"
 # The GPU topologies (README, "GPUs per deployment"): compose shares one GPU between both vLLM servers and the
 # classifier with models.yaml's fractions (0.45 + 0.40, the rest for ONNX Runtime and CUDA contexts); on Kubernetes
 # every vLLM pod has a GPU of its own (nvidia.com/gpu: 1) and may use most of it.
@@ -278,26 +281,94 @@ def _probe(port: int, path: str, initial_delay: int) -> dict[str, Any]:
     }
 
 
+# A vLLM server's /health stays 200 while its engine core is wedged (the API process answers for it;
+# tests/gateway/test_process_faults.py shows it with SIGSTOP): its liveness is one generated token within a
+# deadline, the gateway's own readiness probe (gateway/backends/openai_compatible.py) run by the kubelet. The
+# deadline is generous, as a loaded engine schedules the probe behind running work: a restart needs
+# LIVENESS_FAILURES misses in a row. Load time (weights, CUDA graphs) is the startupProbe's, not a delay's.
+LIVENESS_DEADLINE_S = {"gpu": 30, "cpu": 90}
+LIVENESS_PERIOD_S = 60
+LIVENESS_FAILURES = 3
+STARTUP_BUDGET_S = {"gpu": 1800, "cpu": 900}  # the longest load the startupProbe waits for before restarting
+
+
+def generation_check(port: int, model: str, deadline_s: int) -> list[str]:
+    """A command that exits 0 once the server at 127.0.0.1:`port` generates one token within `deadline_s`."""
+    script = (
+        "import json, os, urllib.request; "
+        f"body = json.dumps({{'model': {model!r}, 'messages': [{{'role': 'user', 'content': 'Reply OK.'}}], "
+        "'max_tokens': 1}).encode(); "
+        "key = os.environ.get('VLLM_API_KEY'); "
+        "headers = {'Content-Type': 'application/json', **({'Authorization': 'Bearer ' + key} if key else {})}; "
+        f"request = urllib.request.Request('http://127.0.0.1:{port}/v1/chat/completions', body, headers); "
+        f"urllib.request.urlopen(request, timeout={deadline_s})"
+    )
+    return ["python3", "-c", script]
+
+
+def _vllm_probes(stack: StackConfig, port: int, model: str) -> dict[str, Any]:
+    deadline = LIVENESS_DEADLINE_S[stack.accelerator]
+    return {
+        "startupProbe": {
+            "httpGet": {"path": "/health", "port": port},
+            "periodSeconds": 10,
+            "failureThreshold": STARTUP_BUDGET_S[stack.accelerator] // 10,
+        },
+        "readinessProbe": {"httpGet": {"path": "/health", "port": port}, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {
+            "exec": {"command": generation_check(port, model, deadline)},
+            "periodSeconds": LIVENESS_PERIOD_S,
+            "timeoutSeconds": deadline + 5,
+            "failureThreshold": LIVENESS_FAILURES,
+        },
+    }
+
+
+# Every pod meets the "restricted" Pod Security Standard, which the namespace enforces (namespace.yaml): non-root,
+# no privilege escalation, every capability dropped, the runtime's seccomp profile, and a read-only root
+# filesystem (each process writes only its volumes and an emptyDir /tmp, where HOME points for the model servers).
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}
+# GPU nodes as the NVIDIA GPU Operator labels and taints them, with its runtime class; the site overlay patches
+# other values in. A pod with a GPU of its own never surges: a second GPU for the new pod may not exist, so the
+# old pod stops first (maxSurge 0), one at a time.
+GPU_SCHEDULING = {
+    "runtimeClassName": "nvidia",
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
+NO_SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def _uses_gpu(container: dict[str, Any]) -> bool:
+    return "nvidia.com/gpu" in container["resources"].get("limits", {})
+
+
 def _deployment(
     stack: StackConfig, name: str, container: dict[str, Any], volumes: list[dict], replicas: int = 1
 ) -> dict[str, Any]:
     uid = stack.containers.user
     # Non-root everywhere; fsGroup lets that user write the volumes it owns (the gateway's audit claim).
-    security = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid}
-    pod: dict[str, Any] = {"securityContext": security, "containers": [container], "volumes": volumes}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": _labels(name)},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": _labels(name)},
-            "template": {
-                "metadata": {"labels": _labels(name)},
-                "spec": pod,
-            },
-        },
+    security = {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
+    hardened = {**container, "securityContext": CONTAINER_SECURITY, "volumeMounts": [*container["volumeMounts"], TMP_MOUNT]}
+    pod: dict[str, Any] = {"securityContext": security, "containers": [hardened], "volumes": [*volumes, TMP_VOLUME]}
+    spec: dict[str, Any] = {"replicas": replicas, "selector": {"matchLabels": _labels(name)}}
+    if _uses_gpu(container):
+        pod.update(GPU_SCHEDULING)
+        spec["strategy"] = NO_SURGE
+    spec["template"] = {"metadata": {"labels": _labels(name)}, "spec": pod}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": _labels(name)}, "spec": spec}
 
 
 def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
@@ -339,8 +410,7 @@ def _k8s_vllm(stack: StackConfig, role: str) -> dict[str, Any]:
         "args": k8s_vllm_args(stack, role),
         "env": _env_list({**model_server_env(config), **container_only_env(stack)}),
         "ports": [{"containerPort": config.port, "name": "http"}],
-        "readinessProbe": _probe(config.port, "/health", 30),
-        "livenessProbe": _probe(config.port, "/health", 900),
+        **_vllm_probes(stack, config.port, config.served_name),
         "resources": resources,
         "volumeMounts": mounts,
     }
@@ -619,6 +689,7 @@ def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
     """File name → documents, for one profile's folder under deploy/k8s/."""
     vllm_roles = [role for role, cfg in stack.roles.items() if cfg.engine == "vllm"]
     files: dict[str, list[dict[str, Any]]] = {
+        "namespace.yaml": [_namespace()],
         "configmap-gateway.yaml": [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cxr-gateway"}, "data": gateway_container_env(stack)}
         ],
@@ -653,15 +724,20 @@ def kubernetes(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
     return files
 
 
+def _namespace() -> dict[str, Any]:
+    """The namespace, enforcing the restricted Pod Security Standard (and warning and auditing by it)."""
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}
+
+
 def _kustomization(file_names: list[str]) -> dict[str, Any]:
+    # No Secret is generated from files here: every Secret is the operator's (README, Kubernetes), so that
+    # `kubectl kustomize` renders a base, and a site overlay, from the repository alone.
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "namespace": "cxr-serve",
+        "namespace": NAMESPACE,
         "resources": file_names,
-        # Site settings: create gateway-keys.env (from deploy/gateway.env.example) beside this file; never committed.
-        "secretGenerator": [{"name": "cxr-gateway-keys", "envs": ["gateway-keys.env"]}],
-        "generatorOptions": {"disableNameSuffixHash": True},
     }
 
 

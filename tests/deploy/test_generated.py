@@ -231,10 +231,10 @@ def test_one_bridge_on_its_own_volume_with_dimse_as_a_service(profile):
     (deployment,) = _of_kind(profile, "bridge.yaml", "Deployment")
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}  # one owner
     pod = deployment["spec"]["template"]["spec"]
-    (claim,) = [volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]]
+    (claim,) = [volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"] if "persistentVolumeClaim" in volume]
     assert claim in {doc["metadata"]["name"] for doc in _of_kind(profile, "storage.yaml", "PersistentVolumeClaim")}
     (container,) = pod["containers"]
-    assert container["volumeMounts"] == [{"name": "state", "mountPath": manifests.BRIDGE_STATE_MOUNT}]
+    assert container["volumeMounts"] == [{"name": "state", "mountPath": manifests.BRIDGE_STATE_MOUNT}, manifests.TMP_MOUNT]
     services = {doc["metadata"]["name"]: doc["spec"] for doc in _of_kind(profile, "bridge.yaml", "Service")}
     assert (
         services["bridge-dicom"]["ports"][0]["port"] == stack.bridge.port and services["bridge-dicom"]["type"] == "LoadBalancer"

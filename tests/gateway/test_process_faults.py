@@ -8,6 +8,8 @@ processes; each test leaves them running and healthy.
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -16,6 +18,7 @@ import openai
 import psutil
 import pytest
 
+from scripts.launcher.manifests import generation_check
 from tests.conftest import gateway_url
 from tests.gateway.conftest import xray_message
 from tests.waiting import wait_until
@@ -25,6 +28,13 @@ def listening(port: int) -> psutil.Process:
     """The process that accepts connections on 127.0.0.1:`port`."""
     (pid,) = {c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.status == psutil.CONN_LISTEN}
     return psutil.Process(pid)
+
+
+def kubelet_liveness(stack, role: str, deadline_s: int) -> int:
+    """The exit status of the vLLM pods' liveness command (deploy/k8s), run as the kubelet runs it."""
+    cfg = stack.roles[role]
+    _python, *args = generation_check(cfg.port, cfg.served_name, deadline_s)
+    return subprocess.run([sys.executable, *args], capture_output=True, timeout=deadline_s + 30).returncode
 
 
 def ready(url: str) -> dict:
@@ -65,6 +75,7 @@ def test_a_wedged_fracture_engine_reads_not_ready_fails_fast_and_recovers(start_
         process.suspend()
     try:
         assert httpx.get(f"{stack.url('fracture')}/health", timeout=5).status_code == 200  # the wedge is invisible there
+        assert kubelet_liveness(stack, "fracture", deadline_s=3) != 0  # but not to the pods' liveness check
         seconds = wait_until(lambda: not ready(gateway.url)["backends"]["fracture"]["ready"], 15, "fracture not ready")
         assert seconds < 1 + 3 + 2  # freshness + probe timeout, and polling slack
         assert "one-token probe got no answer within 3 s" in ready(gateway.url)["backends"]["fracture"]["detail"]
@@ -89,6 +100,7 @@ def test_a_wedged_fracture_engine_reads_not_ready_fails_fast_and_recovers(start_
     assert cxr["status"] == "complete"
     assert circuit() == 0
     wait_until(lambda: ready(gateway.url)["ready"], 30, "the gateway ready again")
+    assert kubelet_liveness(stack, "fracture", deadline_s=60) == 0
 
 
 def test_a_killed_classifier_is_503_at_once_then_restarted_and_served_again(stack, xray):
