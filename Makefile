@@ -33,7 +33,7 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 LLAMA_CPP := $(shell grep -o '"llama-cpp-python\[server\]==[^"]*"' pyproject.toml | tr -d '"' | sed 's/\[server\]//')
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
+.PHONY: docs setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 ifeq ($(EXTRAS),gpu)
@@ -120,6 +120,10 @@ bench: setup-test
 
 bench-soak: setup-test
 	$(PY) -m scripts.soak --seconds 300
+
+# Regenerate docs/configuration.md from the services' settings classes.
+docs: $(STAMP)
+	$(PY) -m scripts.configref
 
 # Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
 deploy-files: $(STAMP)

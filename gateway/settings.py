@@ -51,7 +51,7 @@ class BackendRole(BaseModel):
 
     url: str  # the server root or its OpenAI base (`http://host:11434/v1`)
     model: str  # the served model name
-    model_dir: Path
+    model_dir: Path  # the model folder: its model card (licence, stand-in or not) and, for the classifier, model.json
     # A model card file for a role whose model folder has none (hub weights: deploy/model-cards/).
     model_card: Path | None = None
     timeout_s: float = Field(gt=0)  # bounds each read: a backend's silence
@@ -90,9 +90,9 @@ class ChatRole(BackendRole):
     """A chat role's generation settings when the client gives none: deploy/models.yaml (`sampling:`) is their
     one source, and `make run`, compose and Kubernetes set them; a gateway started without them stops, naming them."""
 
-    temperature: float = Field(ge=0, le=2)
-    top_p: float = Field(gt=0, le=1)
-    max_tokens: int = Field(ge=1, le=32768)
+    temperature: float = Field(ge=0, le=2)  # sampling temperature when the client sets none
+    top_p: float = Field(gt=0, le=1)  # nucleus sampling when the client sets none
+    max_tokens: int = Field(ge=1, le=32768)  # the generation budget when the client sets none
 
     def sampling(self) -> Sampling:
         return Sampling(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)
@@ -143,8 +143,8 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: bo
         hide_input_in_errors=True,  # a refused value is never echoed (it may be a key)
     )
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
+    host: str = "127.0.0.1"  # the address it listens on (0.0.0.0 in a container)
+    port: int = Field(default=8080, ge=1, le=65535)  # the port of the API, the web page and /metrics
 
     # The three backends, each by role (GATEWAY_CLASSIFIER_*, GATEWAY_FRACTURE_*, GATEWAY_REPORT_*).
     classifier: ClassifierRole = ClassifierRole()
@@ -199,8 +199,8 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: bo
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     api_keys_file: Path | None = None
 
-    default_language: Language = "en"
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    default_language: Language = "en"  # the language of reports and pages when a request names none (en, zh)
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # to open a connection to a backend
     # Circuit breaker per backend (gateway/backends/health.py): open after this many backend faults in a
     # row, then calls fail at once for the cooldown, then one trial call.
     breaker_failures: int = Field(default=5, ge=1)

@@ -36,6 +36,15 @@ def test_the_gpu_environment_resolves_with_vllms_cuda_build(tmp_path):
 
 def test_the_cpu_profile_finds_the_cpu_torch_locally_or_on_pytorchs_index():
     recipe = _dry_run("setup")
-    assert "'.[cpu,classifier,gateway,bridge,build,dev]'" in recipe
+    assert "'.[cpu,classifier,gateway,bridge,build]'" in recipe
     assert "--dry-run --no-deps 'torch==" in recipe
     assert f"--extra-index-url {manifests.TORCH_CPU_INDEX}" in recipe  # the same index the vllm-cpu image uses
+
+
+def test_make_run_installs_only_the_stack_and_make_test_adds_the_test_tools():
+    run = _dry_run("run")
+    assert "[dev]" not in run and ",dev" not in run and "llama-cpp-python" not in run  # nothing it does not run
+    assert ".venv/bin/python -m scripts.launcher run --profile cpu" in run
+    test = _dry_run("test")
+    assert ".venv/bin/python -m pip install --quiet -e '.[dev]'" in test and "'llama-cpp-python==" in test
+    assert test.index("-e '.[dev]'") < test.index("-m pytest")

@@ -26,5 +26,5 @@ class DicomLimits(BaseModel):
 
 
 class InputLimits(DicomLimits):
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # a request body; beyond: 413
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # all request headers together; beyond: 431

@@ -15,15 +15,15 @@ class PacsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CXR_PACS_", frozen=True)
 
     url: str = Field(description="the DICOMweb base URL, e.g. http://pacs:8042/dicom-web")
-    username: str | None = None
-    password: SecretStr | None = None
+    username: str | None = None  # HTTP basic authentication at the PACS, where it asks for it
+    password: SecretStr | None = None  # ... its password (or _PASSWORD_FILE)
     password_file: Path | None = None  # e.g. a mounted secret
-    gateway_url: str = "http://127.0.0.1:8080"
-    gateway_api_key: SecretStr | None = None
+    gateway_url: str = "http://127.0.0.1:8080"  # the gateway that analyses each image
+    gateway_api_key: SecretStr | None = None  # the watcher's key at the gateway
     gateway_ca_file: Path | None = None  # the hospital CA that signed an HTTPS gateway's certificate
     language: Literal["en", "zh"] = "en"  # the gateway's languages
-    modalities: Annotated[list[str], NoDecode] = sorted(DicomPolicy.modalities)
-    concurrency: int = Field(default=2, ge=1, le=64)
+    modalities: Annotated[list[str], NoDecode] = sorted(DicomPolicy.modalities)  # the series it analyses
+    concurrency: int = Field(default=2, ge=1, le=64)  # images analysed at once
     timeout_s: float = Field(default=600.0, gt=0)  # per image, through the whole pipeline
     # watch: how often to ask, how far back a study's date may lie, and where progress is kept
     poll_interval_s: float = Field(default=30.0, gt=0)
