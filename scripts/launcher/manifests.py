@@ -34,6 +34,7 @@ from services.contract.paths import REPO_ROOT
 DEPLOY = REPO_ROOT / "deploy"
 GENERATED_NOTICE = "# Generated from deploy/models.yaml by `make deploy-files`; edit that file, not this one.\n"
 ALERTS_FILE = "prometheus-alerts.yml"
+PROMETHEUS_PORT = 9090  # the prom/prometheus image's
 DASHBOARD_FILE = "grafana/review-agreement.json"  # import into Grafana; its datasource is chosen there
 GENERATED_PROFILES = {"gpu": "docker-compose.yml", "cpu": "docker-compose.cpu.yml"}
 SERVICE_NAMES = {"report": "vllm-report", "fracture": "vllm-chexfract", "classifier": "classifier"}
@@ -252,15 +253,19 @@ def compose(stack: StackConfig) -> dict[str, Any]:
         "volumes": [
             "./prometheus.yml:/etc/prometheus/prometheus.yml:ro",
             f"./{ALERTS_FILE}:/etc/prometheus/{ALERTS_FILE}:ro",
+            "prometheus:/prometheus",  # its time series outlive the container
         ],
-        "networks": ["backend"],
+        # Its web UI and API on the server's loopback only (an SSH tunnel reaches it), whatever the gateway's
+        # address: the backend network is internal, so the published port needs the frontend one too.
+        "ports": [f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],
+        "networks": ["backend", "frontend"],
     }
     return {
         "name": f"cxr-serve-{stack.profile}",
         "services": services,
         "networks": {"backend": {"internal": True}, "frontend": {}},
         # the gateway's audit trail (one writer: one gateway container); the bridge's state (one bridge)
-        "volumes": {"audit": {}, "audit-key": {}, "bridge": {}},
+        "volumes": {"audit": {}, "audit-key": {}, "bridge": {}, "prometheus": {}},
     }
 
 
@@ -741,13 +746,17 @@ def _kustomization(file_names: list[str]) -> dict[str, Any]:
     }
 
 
-def prometheus(stack: StackConfig) -> dict[str, Any]:
-    """Scrape every component's /metrics by its compose service name."""
-    targets = {
+def scrape_targets(stack: StackConfig) -> dict[str, int]:
+    """Every component's /metrics: its compose service name (the scrape job) and port."""
+    return {
         "gateway": stack.gateway.port,
         "bridge": stack.bridge.http_port,
         **{SERVICE_NAMES[r]: cfg.port for r, cfg in stack.roles.items()},
     }
+
+
+def prometheus(stack: StackConfig) -> dict[str, Any]:
+    targets = scrape_targets(stack)
     return {
         "global": {"scrape_interval": "15s"},
         "rule_files": [ALERTS_FILE],  # beside this file (deploy/, and /etc/prometheus/ in the container)
@@ -766,9 +775,10 @@ def _dump(documents: list[dict[str, Any]]) -> str:
 
 
 def rendered_files() -> Iterator[tuple[Path, str]]:
-    yield DEPLOY / "prometheus.yml", _dump([prometheus(load("gpu", env={}))])
-    yield DEPLOY / ALERTS_FILE, _dump([monitoring.alert_rules(load("gpu", env={}))])
-    yield DEPLOY / DASHBOARD_FILE, json.dumps(monitoring.dashboard(load("gpu", env={})), indent=2) + "\n"
+    gpu = load("gpu", env={})
+    yield DEPLOY / "prometheus.yml", _dump([prometheus(gpu)])
+    yield DEPLOY / ALERTS_FILE, _dump([monitoring.alert_rules(gpu, sorted(scrape_targets(gpu)))])
+    yield DEPLOY / DASHBOARD_FILE, json.dumps(monitoring.dashboard(gpu), indent=2) + "\n"
     for profile, file_name in GENERATED_PROFILES.items():
         stack = load(profile, env={})
         yield DEPLOY / file_name, _dump([compose(stack)])

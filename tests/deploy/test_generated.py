@@ -40,12 +40,15 @@ def test_compose_file_validates_against_the_compose_specification(compose_schema
     compose = yaml.safe_load((DEPLOY / file_name).read_text())
     jsonschema.validators.validator_for(compose_schema)(compose_schema).validate(compose)
     published = {name: svc.get("ports") for name, svc in compose["services"].items() if svc.get("ports")}
-    # only the gateway and the bridge's DIMSE port (for the modalities and the PACS) are reachable from outside
+    # only the gateway and the bridge's DIMSE port (for the modalities and the PACS) are reachable from outside,
+    # and Prometheus (the monitoring profile) from the server itself
     stack = config.load("gpu" if file_name == "docker-compose.yml" else "cpu", env={})
     assert published == {
         "gateway": [f"{manifests.COMPOSE_PUBLISH_ADDRESS}:{stack.gateway.port}:{stack.gateway.port}"],
         "bridge": [f"{manifests.COMPOSE_PUBLISH_ADDRESS}:{stack.bridge.port}:{stack.bridge.port}"],
+        "prometheus": ["127.0.0.1:9090:9090"],  # loopback only, whatever the gateway's address
     }
+    assert "prometheus:/prometheus" in compose["services"]["prometheus"]["volumes"]
     assert compose["services"]["bridge"]["volumes"] == [f"bridge:{manifests.BRIDGE_STATE_MOUNT}"]  # state outlives it
     assert all(dep["condition"] == "service_healthy" for dep in compose["services"]["gateway"]["depends_on"].values())
 

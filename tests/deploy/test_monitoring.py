@@ -18,6 +18,10 @@ from services.contract.paths import REPO_ROOT
 DEPLOY = REPO_ROOT / "deploy"
 INSTALL = "make test-packages (as root; it installs Debian's prometheus, which has promtool)"
 STACK = config.load("gpu", env={})
+ALERTS = {
+    group["name"]: {rule["alert"]: rule for rule in group["rules"] if "alert" in rule}
+    for group in yaml.safe_load((DEPLOY / manifests.ALERTS_FILE).read_text())["groups"]
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,7 @@ def test_the_alert_fires_below_the_floor_with_enough_verdicts_and_not_otherwise(
             "exp_labels": {"severity": "warning", "model": model, "sha256": f"{model}-sha", "finding": finding},
             "exp_annotations": {
                 "summary": f"{model} ({model}-sha), {finding}: accepted {share}",
-                "description": monitoring.alert_rules(STACK)["groups"][0]["rules"][2]["annotations"]["description"],
+                "description": ALERTS["cxr-serve-review"][monitoring.ALERT]["annotations"]["description"],
             },
         }
         for model, finding, share in (("drifting", "fracture", "60%"), ("rejected-always", "pneumonia", "0%"))
@@ -100,3 +104,121 @@ def test_every_dashboard_query_is_promql_prometheus_accepts(promtool, tmp_path):
         yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "x:y", "expr": "sum by (model (rate(x[1h]))"}]}]})
     )
     assert _run(promtool, "check", "rules", str(broken), cwd=tmp_path).returncode != 0  # the check does catch bad PromQL
+
+
+def _expected(alert: str, labels: dict[str, str], summary: str) -> dict:
+    rule = ALERTS["cxr-serve-operations"][alert]
+    return {
+        "exp_labels": {"severity": rule["labels"]["severity"], **labels},
+        "exp_annotations": {"summary": summary, "description": rule["annotations"]["description"]},
+    }
+
+
+def _requests(status: str, per_minute: int) -> dict[str, str]:
+    return {"series": f'gateway_requests_total{{model="cxr-report",status="{status}"}}', "values": f"0+{per_minute}x40"}
+
+
+def test_the_operations_alerts_fire_on_recorded_faults_and_stay_quiet_otherwise(promtool, tmp_path):
+    gateway = {"job": "gateway", "instance": "gateway:8080"}
+    faults = [
+        {"series": 'up{job="gateway",instance="gateway:8080"}', "values": "1x10 0x30"},  # down from 10 min
+        {"series": 'up{job="bridge",instance="bridge:8090"}', "values": "1x40"},
+        {"series": 'up{job="someone-else",instance="x:1"}', "values": "0x40"},  # not the stack's: quiet
+        {"series": 'gateway_backend_circuit{backend="fracture"}', "values": "0x5 1x35"},  # open from 5 min
+        {"series": 'gateway_backend_circuit{backend="report"}', "values": "2x40"},  # half-open: a trial, quiet
+        _requests("200", 90),
+        _requests("500", 10),  # 10 % 5xx
+        {"series": "gateway_audit_unshipped", "values": "0x5 3x35"},
+        {"series": 'bridge_deliveries{destination="ris",state="dead"}', "values": "0x5 1x35"},
+        {"series": 'bridge_deliveries{destination="pacs",state="dead"}', "values": "0x40"},
+        {"series": 'probe_ssl_earliest_cert_expiry{instance="https://gateway:8443"}', "values": f"{10 * 86400}x40"},
+        {"series": 'probe_ssl_earliest_cert_expiry{instance="audit:6514"}', "values": f"{60 * 86400}x40"},
+    ]
+    at = "30m"
+    checks = [
+        ("CxrComponentDown", [_expected("CxrComponentDown", gateway, "gateway does not answer Prometheus")]),
+        (
+            "CxrBackendCircuitOpen",
+            [_expected("CxrBackendCircuitOpen", {"backend": "fracture"}, "the gateway's circuit to fracture is open")],
+        ),
+        ("CxrGatewayErrors", [_expected("CxrGatewayErrors", {}, "10% of the gateway's answers are 5xx")]),
+        ("CxrSaturated", []),
+        (
+            "CxrAuditNotShipped",
+            [_expected("CxrAuditNotShipped", {}, "3 audit records not taken by the audit repository")],
+        ),
+        (
+            "CxrDeliveriesDead",
+            [_expected("CxrDeliveriesDead", {"destination": "ris", "state": "dead"}, "1 deliveries to ris gave up")],
+        ),
+    ]
+    saturated = [_requests("200", 80), _requests("429", 20)]
+    tests = {
+        "rule_files": [str(DEPLOY / manifests.ALERTS_FILE)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": faults,
+                "alert_rule_test": [{"eval_time": at, "alertname": name, "exp_alerts": alerts} for name, alerts in checks]
+                + [{"eval_time": "1m", "alertname": name, "exp_alerts": []} for name, _ in checks],  # nothing yet
+            },
+            {
+                "interval": "1m",
+                "input_series": saturated,
+                "alert_rule_test": [
+                    {
+                        "eval_time": at,
+                        "alertname": "CxrSaturated",
+                        "exp_alerts": [
+                            _expected(
+                                "CxrSaturated",
+                                {},
+                                "20% of the gateway's answers are 429: the backends' slots are full",
+                            )
+                        ],
+                    },
+                    {"eval_time": at, "alertname": "CxrGatewayErrors", "exp_alerts": []},
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "operations-tests.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    tested = _run(promtool, "test", "rules", str(path), cwd=tmp_path)
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+    jobs = ALERTS["cxr-serve-operations"]["CxrComponentDown"]["expr"]
+    assert all(job in jobs for job in manifests.scrape_targets(STACK))  # every component the config scrapes
+
+
+def test_a_certificate_near_its_expiry_alerts(promtool, tmp_path):
+    series = [
+        {"series": 'probe_ssl_earliest_cert_expiry{instance="https://gateway:8443"}', "values": f"{10 * 86400}x200"},
+        {"series": 'probe_ssl_earliest_cert_expiry{instance="audit:6514"}', "values": f"{60 * 86400}x200"},
+    ]
+    rule = ALERTS["cxr-serve-operations"]["CxrCertificateExpiring"]
+    firing = {
+        "exp_labels": {"severity": "warning", "instance": "https://gateway:8443"},
+        "exp_annotations": {
+            "summary": "the certificate of https://gateway:8443 expires in 9d 22h 0m 0s",
+            "description": rule["annotations"]["description"],
+        },
+    }
+    tests = {
+        "rule_files": [str(DEPLOY / manifests.ALERTS_FILE)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "2h", "alertname": "CxrCertificateExpiring", "exp_alerts": [firing]},
+                    {"eval_time": "30m", "alertname": "CxrCertificateExpiring", "exp_alerts": []},  # for 1h
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "certificate-tests.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    tested = _run(promtool, "test", "rules", str(path), cwd=tmp_path)
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
