@@ -21,6 +21,7 @@ from gateway.clinical.structured import StructuredReport
 from services.contract.classification import Classification
 from services.contract.dicom import DicomReferences
 from services.contract.roles import Role
+from services.contract.version import VERSION
 
 # "error": the report stage failed (backend down or broke off, or output that failed validation); the
 # answer then carries the "report unavailable" notice, `cxr.status` "partial", and a stream an error event.
@@ -268,6 +269,7 @@ class ModelCardOut(GatewayModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "cxr-serve"
+    served_by: str = f"cxr-serve {VERSION}"  # the release answering: the same in the OpenAPI document and the images
     route: str
     clinical_use: bool
     description: str

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import tomllib
 
-from scripts.launcher import config
+import yaml
+
+from scripts.launcher import config, manifests
 from services.contract.paths import REPO_ROOT
 from services.contract.version import VERSION
 
@@ -29,3 +31,14 @@ def test_one_version_in_the_package_the_images_and_the_changelog():
     own = {name: image for name, image in config.load("gpu", env={}).containers.images.items() if image.startswith("cxr-serve/")}
     assert own and all(image.endswith(f":{VERSION}") for image in own.values()), own
     assert f"## {VERSION} " in (REPO_ROOT / "CHANGELOG.md").read_text()
+
+
+def test_every_image_built_here_carries_its_version_and_licence_as_oci_labels():
+    for profile, file_name in manifests.GENERATED_PROFILES.items():
+        compose = yaml.safe_load((REPO_ROOT / "deploy" / file_name).read_text())
+        built = {name: service["build"]["labels"] for name, service in compose["services"].items() if "build" in service}
+        assert {"gateway", "bridge", "classifier"} <= set(built), profile
+        for name, labels in built.items():
+            assert labels["org.opencontainers.image.version"] == VERSION, name
+            assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"], name
+            assert labels["org.opencontainers.image.title"].startswith("cxr-serve "), name

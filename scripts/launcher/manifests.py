@@ -11,6 +11,7 @@ in models.yaml reaches every deployment, and cannot drift by hand.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from scripts.launcher.commands import (
 )
 from scripts.launcher.config import StackConfig, load
 from services.contract.paths import REPO_ROOT
+from services.contract.version import VERSION
 
 DEPLOY = REPO_ROOT / "deploy"
 GENERATED_NOTICE = "# Generated from deploy/models.yaml by `make deploy-files`; edit that file, not this one.\n"
@@ -86,9 +88,26 @@ def container_only_env(stack: StackConfig) -> dict[str, str]:
     return {"HOME": "/tmp", **({"HF_HOME": stack.containers.hf_cache} if stack.accelerator == "gpu" else {})}
 
 
+def image_labels(dockerfile: str) -> dict[str, str]:
+    """The OCI annotations of an image built here: what it is, its version and licence (pyproject.toml's)."""
+    metadata = importlib.metadata.metadata("cxr-serve")
+    return {
+        "org.opencontainers.image.title": f"cxr-serve {PurePosixPath(dockerfile).stem.removesuffix('.Dockerfile')}",
+        "org.opencontainers.image.description": metadata["Summary"],
+        "org.opencontainers.image.version": VERSION,
+        "org.opencontainers.image.licenses": metadata["License"],
+        "org.opencontainers.image.vendor": "cxr-serve",
+    }
+
+
 def _build(stack: StackConfig, dockerfile: str, **args: str) -> dict[str, Any]:
     base = f"${{CXR_BASE_IMAGE:-{stack.containers.base_image}}}"
-    return {"context": "..", "dockerfile": dockerfile, "args": {"BASE_IMAGE": base, "UID": str(stack.containers.user), **args}}
+    return {
+        "context": "..",
+        "dockerfile": dockerfile,
+        "args": {"BASE_IMAGE": base, "UID": str(stack.containers.user), **args},
+        "labels": image_labels(dockerfile),
+    }
 
 
 def gateway_container_env(stack: StackConfig) -> dict[str, str]:

@@ -7,6 +7,7 @@ import httpx
 import openai
 import pytest
 
+from services.contract.version import VERSION
 from tests.conftest import gateway_url
 from tests.gateway.conftest import xray_message
 
@@ -54,6 +55,7 @@ def test_request_id_is_echoed_and_metrics_count_by_model(stack, sample_images):
     client.chat.completions.create(model="cxr-report", messages=xray_message(next(iter(sample_images.values()))))
     response = httpx.get(f"{url}/v1/models", headers={"X-Request-ID": "his-req-42"})
     assert response.headers["x-request-id"] == "his-req-42"
+    assert {card["served_by"] for card in response.json()["data"]} == {f"cxr-serve {VERSION}"}  # one release, everywhere
     assert httpx.get(f"{url}/v1/models").headers["x-request-id"]  # generated when absent
     metrics = httpx.get(f"{url}/metrics").text
     assert 'gateway_requests_total{model="/v1/models",status="200"}' in metrics
