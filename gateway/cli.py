@@ -127,8 +127,9 @@ def serve() -> int:
     from gateway import server
     from services.contract import jsonlog
 
-    jsonlog.configure()
-    server.serve(GatewaySettings())
+    settings = GatewaySettings()
+    jsonlog.configure(settings.log_level)
+    server.serve(settings)
     return 0
 
 

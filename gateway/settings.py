@@ -24,6 +24,7 @@ from gateway.backends.calls import Sampling
 from gateway.clinical.consistency import ConsistencyPolicy
 from gateway.clinical.content import Language
 from gateway.identity import Permission
+from services.contract.jsonlog import LogSettings
 from services.contract.limits import InputLimits
 from services.contract.modelcard import CARD_FILE
 from services.contract.review import DicomText
@@ -130,7 +131,7 @@ class ReportRole(ChatRole):
         return self
 
 
-class GatewaySettings(BaseSettings, InputLimits, ServingSettings):  # limits: body, headers, pixels, DICOM; TLS
+class GatewaySettings(BaseSettings, InputLimits, ServingSettings, LogSettings):  # limits: body, headers, pixels, DICOM; TLS
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
         env_file=".env",

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "pacs":
         return pacs_cli.pacs_command(args)
     if command == "serve":
-        jsonlog.configure()
+        jsonlog.configure(settings.log_level)
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines name the peers' AE titles per PDU
         asyncio.run(serve(settings))
         return 0

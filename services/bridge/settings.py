@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.contract.jsonlog import LogSettings
 from services.contract.limits import DicomLimits
 
 # An AE title: 1 to 16 characters of the default repertoire, no backslash (PS3.5 6.2, AE); not only spaces.
 AE_TITLE = r"^[ -\[\]-~]{1,16}$"
 
 
-class BridgeSettings(BaseSettings, DicomLimits):  # DicomLimits: the same DICOM policy as the gateway's
+class BridgeSettings(BaseSettings, DicomLimits, LogSettings):  # DicomLimits: the same DICOM policy as the gateway's
     model_config = SettingsConfigDict(env_prefix="CXR_BRIDGE_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     # The Storage SCP: where modalities, PACS and routers send images (DIMSE C-STORE) and C-ECHO.

@@ -8,8 +8,8 @@ from services.contract import jsonlog
 
 
 def main() -> None:
-    jsonlog.configure()
     settings = ClassifierSettings()
+    jsonlog.configure(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, **settings.uvicorn_options())
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.contract.jsonlog import LogSettings
 from services.contract.limits import InputLimits
 from services.contract.serving import ServingSettings
 
 
-class ClassifierSettings(BaseSettings, InputLimits, ServingSettings):  # limits: body, headers, pixels, DICOM; TLS
+class ClassifierSettings(BaseSettings, InputLimits, ServingSettings, LogSettings):  # limits: body, headers, pixels, DICOM; TLS
     model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
 
     model_path: Path = Path("models/pneumonia-classifier/model.onnx")  # the ONNX model (model.json beside it)

@@ -12,6 +12,17 @@ import json
 import logging
 import sys
 import time
+from typing import Literal
+
+from pydantic import BaseModel
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class LogSettings(BaseModel):
+    """Mixed into each service's settings (GATEWAY_LOG_LEVEL, CLASSIFIER_LOG_LEVEL, CXR_BRIDGE_LOG_LEVEL)."""
+
+    log_level: LogLevel = "info"  # the least severe level logged: debug, info (a line per request), warning, error
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,12 +39,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: LogLevel = "info") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper())
     # uvicorn's access log would print full request lines; our middleware logs what is safe.
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every backend call at INFO; our own request lines carry what matters.

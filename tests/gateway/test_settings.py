@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -12,6 +13,7 @@ from gateway.settings import GatewaySettings
 from scripts.launcher import config
 from scripts.launcher.commands import gateway_env
 from services.contract.roles import Role
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -78,3 +80,25 @@ def test_the_review_needs_its_url_and_key_together_and_an_organisation_dicom_can
     monkeypatch.setenv("GATEWAY_REVIEW_ORGANIZATION", "Radiology\\\\Main")  # a DICOM value separator
     with pytest.raises(ValidationError, match="review_organization"):
         GatewaySettings()
+
+
+def test_every_variable_the_configuration_reference_lists_is_a_setting(derived: dict[str, str]) -> None:
+    from scripts import configref
+
+    listed = {variable.name for variable in configref.variables(GatewaySettings, "GATEWAY_")}
+    assert listed == set(_fields(GatewaySettings(_env_file=None)))
+
+
+def test_the_log_level_is_the_operators_and_a_wrong_one_stops_the_start(
+    derived: dict[str, str], monkeypatch, start_gateway_without_models
+) -> None:
+    monkeypatch.setenv("GATEWAY_LOG_LEVEL", "loud")
+    with pytest.raises(ValidationError, match="log_level"):
+        GatewaySettings(_env_file=None)
+    monkeypatch.delenv("GATEWAY_LOG_LEVEL")
+    quiet = start_gateway_without_models(GATEWAY_LOG_LEVEL="warning")
+    talkative = start_gateway_without_models()
+    for gateway in (quiet, talkative):
+        assert httpx.get(f"{gateway.url}/health", timeout=10).status_code == 200
+    wait_until(lambda: '"msg": "request"' in talkative.log_text(), 10, "the default gateway's request line")
+    assert '"level": "info"' not in quiet.log_text()
