@@ -34,11 +34,21 @@ def target_over_runs(name: str, runs: list[float], goal: float, unit: str, highe
     return entry
 
 
+def straddles(entry: dict) -> dict:
+    """A target whose runs fall on both sides of its goal is unresolved on this machine: no pass, no fail by luck."""
+    low, high = entry["spread"]
+    if low < entry["target"] <= high:
+        entry["pass"], entry["unresolved"] = None, True
+    return entry
+
+
 def markdown_table(report: dict) -> str:
     """The targets as the README shows them: the median, and the spread of the runs where there were several."""
     rows = ["| target | measured | runs (min-max) | goal | result |", "|---|---|---|---|---|"]
     for t in report["targets"]:
         verdict = "not run" if t["pass"] is None else ("PASS" if t["pass"] else "FALL SHORT")
+        if t.get("unresolved"):
+            verdict = "UNRESOLVED (its runs straddle the goal)"
         spread = f"{len(t['runs'])} ({t['spread'][0]}-{t['spread'][1]})" if "runs" in t else "1"
         goal = f"{t['direction']} {t['target']} {t['unit']}"
         rows.append(f"| {t['name']} | {t['measured']} | {spread} | {goal} | {verdict} |")

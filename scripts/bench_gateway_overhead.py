@@ -1,0 +1,269 @@
+"""The gateway's own cost, isolated: `python -m scripts.bench_gateway_overhead` (issue 30's first step, "profile first").
+
+A real model costs ~200 ms a request here, so subtracting two pipelines' medians cannot resolve a gateway's
+milliseconds. This puts a *null upstream* behind the gateway: an OpenAI-compatible server that answers every
+chat completion at once with the same one-token answer (`NullUpstream` below; a benchmark instrument, never used
+in a test of behaviour, and nothing a client could mistake for a model). Side by side in one run:
+
+- sequential: `--requests` requests alternating between the upstream direct and the same request through the
+  gateway (pass-through to the report role), one connection each; added p50 and p99 (the gateway's medians less
+  the direct ones), for plain and for streamed answers (time to the first byte);
+- throughput at 32 and 128 concurrent requests, through the gateway against direct, as a ratio.
+
+The gateway runs on core 0 and the upstream and the client on the other (`taskset`), so the gateway's work is
+what the clock sees. Writes bench/results/gateway_overhead.json and prints each target with its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from scripts.benchlib import machine, markdown_table, straddles, target
+from scripts.launcher import config
+from scripts.launcher.commands import gateway_env
+from scripts.launcher.process import free_port
+from services.contract.paths import REPO_ROOT
+
+RESULTS = REPO_ROOT / "bench" / "results" / "gateway_overhead.json"
+GATEWAY_CORE, UPSTREAM_CORE = 0, 1
+ANSWER = {
+    "id": "null",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "null-upstream",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "length"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+STREAM = (
+    'data: {"id":"null","object":"chat.completion.chunk","created":0,"model":"null-upstream",'
+    '"choices":[{"index":0,"delta":{"role":"assistant","content":"ok"},"finish_reason":null}]}\n\n'
+    'data: {"id":"null","object":"chat.completion.chunk","created":0,"model":"null-upstream",'
+    '"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\ndata: [DONE]\n\n'
+)
+
+
+class NullUpstream(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive, just enough of it: every POST gets the one-token answer (SSE when asked to
+    stream), GET /health 200, GET /v1/models the one model. Bodies are read by Content-Length, never parsed
+    beyond the `"stream": true` it looks for."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, rest = self.buffer.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            self._answer(head.split(b" ", 2)[1], body)
+
+    def _answer(self, path: bytes, body: bytes) -> None:
+        if b'"stream":true' in body.replace(b" ", b""):
+            payload, kind = STREAM.encode(), b"text/event-stream"
+        elif path.endswith(b"/models"):
+            payload, kind = json.dumps({"object": "list", "data": [{"id": "report-llm", "object": "model"}]}).encode(), b""
+        else:
+            payload, kind = json.dumps(ANSWER).encode(), b"application/json"
+        headers = b"HTTP/1.1 200 OK\r\ncontent-type: " + (kind or b"application/json") + b"\r\n"
+        self.transport.write(headers + b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+
+
+def serve_null_upstream(port: int) -> None:
+    async def run() -> None:
+        server = await asyncio.get_running_loop().create_server(NullUpstream, "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: exited {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def start(upstream_port: int, gateway_port: int, logs: Path) -> list[subprocess.Popen[bytes]]:
+    upstream = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            str(UPSTREAM_CORE),
+            sys.executable,
+            "-m",
+            "scripts.bench_gateway_overhead",
+            "--upstream",
+            str(upstream_port),
+        ],
+        cwd=REPO_ROOT,
+    )
+    stack = config.load("cpu", env={})
+    env = {
+        **os.environ,
+        **gateway_env(stack),
+        "GATEWAY_PORT": str(gateway_port),
+        "GATEWAY_REPORT_URL": f"http://127.0.0.1:{upstream_port}",
+        "GATEWAY_AUDIT_DIR": str(logs / "audit"),
+        "GATEWAY_AUDIT_KEY_FILE": str(logs / "audit.key"),
+        "GATEWAY_LOG_LEVEL": "warning",
+        # The null upstream has no capacity to protect: admission never refuses, so throughput is the gateway's.
+        "GATEWAY_REPORT_MAX_CONCURRENCY": "1024",
+    }
+    gateway = subprocess.Popen(
+        ["taskset", "-c", str(GATEWAY_CORE), sys.executable, "-m", "gateway", "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=(logs / "gateway.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    _wait(f"http://127.0.0.1:{upstream_port}", upstream)
+    _wait(f"http://127.0.0.1:{gateway_port}", gateway)
+    return [upstream, gateway]
+
+
+def body(stream: bool) -> dict:
+    return {"model": "report-llm", "messages": [{"role": "user", "content": "Reply OK."}], "max_tokens": 1, "stream": stream}
+
+
+def sequential(direct: str, gateway: str, requests: int, stream: bool) -> dict[str, list[float]]:
+    """Seconds to the first byte of each answer (its whole body read after), alternating direct and gateway."""
+    seconds: dict[str, list[float]] = {"direct": [], "gateway": []}
+    clients = {name: httpx.Client(base_url=url, timeout=30) for name, url in (("direct", direct), ("gateway", gateway))}
+    payload = body(stream)
+    for i in range(requests * 2):
+        name = ("direct", "gateway")[i % 2]
+        started = time.perf_counter()
+        with clients[name].stream("POST", "/v1/chat/completions", json=payload) as response:
+            chunks = response.iter_raw()
+            next(chunks)
+            first = time.perf_counter() - started
+            for _ in chunks:
+                pass
+        assert response.status_code == 200, response.status_code
+        seconds[name].append(first)
+    return seconds
+
+
+async def _throughput(url: str, concurrency: int, requests: int) -> float:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        remaining = requests
+        payload = body(False)
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                response = await client.post("/v1/chat/completions", json=payload)
+                assert response.status_code == 200, response.status_code
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def added_ms(seconds: dict[str, list[float]], share: float) -> float:
+    return (percentile(seconds["gateway"], share) - percentile(seconds["direct"], share)) * 1000
+
+
+def measure(requests: int, rounds: int) -> dict:
+    logs = REPO_ROOT / "logs" / "bench" / "gateway-overhead"
+    logs.mkdir(parents=True, exist_ok=True)
+    upstream_port, gateway_port = free_port(), free_port()
+    processes = start(upstream_port, gateway_port, logs)
+    direct, through = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{gateway_port}"
+    try:
+        sequential(direct, through, 200, stream=False)  # warm-up: connections, caches, the first audit file
+        plain = sequential(direct, through, requests, stream=False)
+        streamed = sequential(direct, through, requests, stream=True)
+        ratios: dict[int, list[float]] = {32: [], 128: []}
+        rates: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for concurrency in ratios:
+                total = concurrency * 20
+                direct_rate = asyncio.run(_throughput(direct, concurrency, total))
+                gateway_rate = asyncio.run(_throughput(through, concurrency, total))
+                rates.setdefault(f"direct_c{concurrency}", []).append(round(direct_rate, 1))
+                rates.setdefault(f"gateway_c{concurrency}", []).append(round(gateway_rate, 1))
+                ratios[concurrency].append(gateway_rate / direct_rate)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+    return {"plain": plain, "streamed": streamed, "ratios": ratios, "rates": rates}
+
+
+def report(raw: dict, requests: int) -> dict:
+    targets = [
+        target("pass-through: added p50", added_ms(raw["plain"], 0.5), 0.5, "ms", higher_is_better=False),
+        target("pass-through: added p99", added_ms(raw["plain"], 0.99), 2.0, "ms", higher_is_better=False),
+        target("streamed: added time to first byte p50", added_ms(raw["streamed"], 0.5), 0.5, "ms", higher_is_better=False),
+        target("streamed: added time to first byte p99", added_ms(raw["streamed"], 0.99), 2.0, "ms", higher_is_better=False),
+    ]
+    for concurrency, ratios in raw["ratios"].items():
+        entry = target(f"throughput at c={concurrency}, gateway / direct", statistics.median(ratios), 0.9, "x")
+        entry["runs"], entry["spread"] = [round(r, 3) for r in ratios], [round(min(ratios), 3), round(max(ratios), 3)]
+        targets.append(straddles(entry))
+    medians = {
+        kind: {side: round(statistics.median(values) * 1000, 3) for side, values in raw[kind].items()}
+        for kind in ("plain", "streamed")
+    }
+    return {
+        "what": "the gateway's own cost against a null upstream (scripts/bench_gateway_overhead.py)",
+        "machine": machine(),
+        "sequential_requests_each_side": requests,
+        "median_ms": medians,
+        "rates_per_s": raw["rates"],
+        "targets": targets,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="sequential requests on each side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
+    parser.add_argument("--upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the null upstream's process
+    args = parser.parse_args(argv)
+    if args.upstream:
+        serve_null_upstream(args.upstream)
+        return 0
+    result = report(measure(args.requests, args.rounds), args.requests)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown_table(result))
+    print(f"medians (ms): {result['median_ms']}; rates (/s): {result['rates_per_s']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
