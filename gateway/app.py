@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,22 +40,13 @@ from gateway.reviews import ReviewDesk
 from gateway.routes import access, admin, analyze, chat, errors, health, models, observation, reviews
 from gateway.routes import ui as ui_routes
 from gateway.settings import BackendRole, GatewaySettings
-from services.contract.asgi import REQUEST_ID, BodySizeLimit, HeaderSizeLimit, RequestObserver
+from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserver
 from services.contract.classifier_model import ModelMetadata
 from services.contract.modelcard import ModelCard
 from services.contract.roles import Role
 from services.contract.version import VERSION
 
 log = logging.getLogger("gateway")
-
-
-async def _pass_request_id(request: httpx2.Request) -> None:
-    """Every backend call carries the client's X-Request-ID, so a backend's log lines are found by it. A suffix
-    makes each call's id its own (`<id>-<8 hex>`): a client may reuse an id, and vLLM takes the header as the
-    id of the request in its engine, which must not run two at once."""
-    request_id = REQUEST_ID.get()
-    if request_id is not None:
-        request.headers["X-Request-ID"] = f"{request_id}-{secrets.token_hex(4)}"
 
 
 def _http_client(backend: BackendRole, connect_timeout_s: float, ca_file: Path | None) -> httpx2.AsyncClient:
@@ -72,7 +62,6 @@ def _http_client(backend: BackendRole, connect_timeout_s: float, ca_file: Path |
             max_connections=backend.max_concurrency, max_keepalive_connections=backend.max_concurrency, keepalive_expiry=2.0
         ),
         trust_env=False,  # never route patient data through a proxy from the environment
-        event_hooks={"request": [_pass_request_id]},
     )
 
 

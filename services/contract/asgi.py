@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,10 +100,6 @@ class Exchange:
         }
 
 
-# The id of the request being served, for the calls it makes (the gateway passes it on to every backend).
-REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-
 class RequestObserver:
     """Gives every request an id (X-Request-ID accepted and echoed) and reports it when done."""
 
@@ -119,7 +114,6 @@ class RequestObserver:
         supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied[:128] if supplied.isprintable() and supplied else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        current = REQUEST_ID.set(request_id)
         status = 500
         started = time.perf_counter()
 
@@ -133,7 +127,6 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            REQUEST_ID.reset(current)
             self.on_done(scope, Exchange(request_id, scope["method"], scope["path"], status, time.perf_counter() - started))
 
 

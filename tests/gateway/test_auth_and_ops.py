@@ -2,7 +2,6 @@
 
 import re
 import time
-import uuid
 
 import httpx
 import openai
@@ -50,14 +49,10 @@ def test_ready_reports_every_backend(stack):
     assert all(proof.fullmatch(b["detail"]) for b in body["backends"].values()), body
 
 
-def test_request_id_is_echoed_passed_to_the_backends_and_metrics_count_by_model(stack, stack_log_dir, sample_images):
+def test_request_id_is_echoed_and_metrics_count_by_model(stack, sample_images):
     url = gateway_url(stack)
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=300)
-    traced = f"his-trace-{uuid.uuid4().hex[:8]}"
-    messages = xray_message(next(iter(sample_images.values())))
-    client.chat.completions.create(model="cxr-report", messages=messages, extra_headers={"X-Request-ID": traced})
-    # The classifier worker logs the id it was given: the client's, with a suffix of the call's own.
-    assert re.search(rf'"request_id": "{traced}-[0-9a-f]{{8}}"', (stack_log_dir / "classifier.log").read_text())
+    client.chat.completions.create(model="cxr-report", messages=xray_message(next(iter(sample_images.values()))))
     response = httpx.get(f"{url}/v1/models", headers={"X-Request-ID": "his-req-42"})
     assert response.headers["x-request-id"] == "his-req-42"
     assert {card["served_by"] for card in response.json()["data"]} == {f"cxr-serve {VERSION}"}  # one release, everywhere
