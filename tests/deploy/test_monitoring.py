@@ -41,6 +41,19 @@ def test_prometheus_loads_the_config_and_its_alert_rules(promtool):
     assert checked.returncode == 0 and "SUCCESS: 1 rule files found" in checked.stdout, checked.stdout + checked.stderr
 
 
+def _rule_tests(promtool: str, tmp_path: Path, interval: str, cases: list[dict]) -> None:
+    """`promtool test rules` on the committed alert rules: each case its input series and expected alerts."""
+    tests = {
+        "rule_files": [str(DEPLOY / manifests.ALERTS_FILE)],
+        "evaluation_interval": interval,
+        "tests": [{"interval": interval, **case} for case in cases],
+    }
+    path = tmp_path / "alert-tests.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    tested = _run(promtool, "test", "rules", str(path), cwd=tmp_path)
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+
+
 def _series(model: str, finding: str, verdict: str, per_hour: float) -> dict[str, str]:
     labels = f'model="{model}",sha256="{model}-sha",finding="{finding}",verdict="{verdict}",job="gateway"'
     return {"series": f"{monitoring.VERDICTS}{{{labels}}}", "values": f"0+{per_hour}x200"}
@@ -68,24 +81,11 @@ def test_the_alert_fires_below_the_floor_with_enough_verdicts_and_not_otherwise(
         }
         for model, finding, share in (("drifting", "fracture", "60%"), ("rejected-always", "pneumonia", "0%"))
     ]
-    tests = {
-        "rule_files": [str(DEPLOY / manifests.ALERTS_FILE)],
-        "evaluation_interval": "1h",
-        "tests": [
-            {
-                "interval": "1h",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "30m", "alertname": monitoring.ALERT, "exp_alerts": []},  # pending, not yet for 1h
-                    {"eval_time": "100h", "alertname": monitoring.ALERT, "exp_alerts": firing},
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "alert-tests.yml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    tested = _run(promtool, "test", "rules", str(path), cwd=tmp_path)
-    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+    checks = [
+        {"eval_time": "30m", "alertname": monitoring.ALERT, "exp_alerts": []},  # pending, not yet for 1h
+        {"eval_time": "100h", "alertname": monitoring.ALERT, "exp_alerts": firing},
+    ]
+    _rule_tests(promtool, tmp_path, "1h", [{"input_series": series, "alert_rule_test": checks}])
 
 
 def test_every_dashboard_query_is_promql_prometheus_accepts(promtool, tmp_path):
@@ -153,40 +153,21 @@ def test_the_operations_alerts_fire_on_recorded_faults_and_stay_quiet_otherwise(
         ),
     ]
     saturated = [_requests("200", 80), _requests("429", 20)]
-    tests = {
-        "rule_files": [str(DEPLOY / manifests.ALERTS_FILE)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": faults,
-                "alert_rule_test": [{"eval_time": at, "alertname": name, "exp_alerts": alerts} for name, alerts in checks]
-                + [{"eval_time": "1m", "alertname": name, "exp_alerts": []} for name, _ in checks],  # nothing yet
-            },
-            {
-                "interval": "1m",
-                "input_series": saturated,
-                "alert_rule_test": [
-                    {
-                        "eval_time": at,
-                        "alertname": "CxrSaturated",
-                        "exp_alerts": [
-                            _expected(
-                                "CxrSaturated",
-                                {},
-                                "20% of the gateway's answers are 429: the backends' slots are full",
-                            )
-                        ],
-                    },
-                    {"eval_time": at, "alertname": "CxrGatewayErrors", "exp_alerts": []},
-                ],
-            },
-        ],
-    }
-    path = tmp_path / "operations-tests.yml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    tested = _run(promtool, "test", "rules", str(path), cwd=tmp_path)
-    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+    saturation_checks = [
+        {
+            "eval_time": at,
+            "alertname": "CxrSaturated",
+            "exp_alerts": [_expected("CxrSaturated", {}, "20% of the gateway's answers are 429: the backends' slots are full")],
+        },
+        {"eval_time": at, "alertname": "CxrGatewayErrors", "exp_alerts": []},
+    ]
+    fault_checks = [{"eval_time": at, "alertname": name, "exp_alerts": alerts} for name, alerts in checks]
+    fault_checks += [{"eval_time": "1m", "alertname": name, "exp_alerts": []} for name, _ in checks]  # nothing yet
+    cases = [
+        {"input_series": faults, "alert_rule_test": fault_checks},
+        {"input_series": saturated, "alert_rule_test": saturation_checks},
+    ]
+    _rule_tests(promtool, tmp_path, "1m", cases)
     jobs = ALERTS["cxr-serve-operations"]["CxrComponentDown"]["expr"]
     assert all(job in jobs for job in manifests.scrape_targets(STACK))  # every component the config scrapes
 
@@ -204,21 +185,8 @@ def test_a_certificate_near_its_expiry_alerts(promtool, tmp_path):
             "description": rule["annotations"]["description"],
         },
     }
-    tests = {
-        "rule_files": [str(DEPLOY / manifests.ALERTS_FILE)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "2h", "alertname": "CxrCertificateExpiring", "exp_alerts": [firing]},
-                    {"eval_time": "30m", "alertname": "CxrCertificateExpiring", "exp_alerts": []},  # for 1h
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "certificate-tests.yml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    tested = _run(promtool, "test", "rules", str(path), cwd=tmp_path)
-    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+    checks = [
+        {"eval_time": "2h", "alertname": "CxrCertificateExpiring", "exp_alerts": [firing]},
+        {"eval_time": "30m", "alertname": "CxrCertificateExpiring", "exp_alerts": []},  # for 1h
+    ]
+    _rule_tests(promtool, tmp_path, "1m", [{"input_series": series, "alert_rule_test": checks}])
