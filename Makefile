@@ -33,11 +33,11 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 LLAMA_CPP := $(shell grep -o '"llama-cpp-python\[server\]==[^"]*"' pyproject.toml | tr -d '"' | sed 's/\[server\]//')
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: docs setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
+.PHONY: docs docs-site setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
 ifeq ($(EXTRAS),gpu)
-	@echo "$(VENV): vLLM (CUDA) and onnxruntime-gpu; weights come from your Hugging Face cache (README, GPU profile)"
+	@echo "$(VENV): vLLM (CUDA) and onnxruntime-gpu; weights come from your Hugging Face cache (docs/operators.md, GPU profile, step by step)"
 else
 	$(PY) -m scripts.modelbuild
 endif
@@ -106,7 +106,7 @@ test-peers: scripts/peers/oidc/node_modules/.package-lock.json
 scripts/peers/oidc/node_modules/.package-lock.json: scripts/peers/oidc/package-lock.json
 	npm ci --prefix scripts/peers/oidc --no-audit --no-fund --silent
 
-# The cpu compose stack in real containers, end to end (README, "Containers"): Debian's Docker engine (started
+# The cpu compose stack in real containers, end to end (docs/deployment.md, "Containers, tested end to end"): Debian's Docker engine (started
 # by the test when none runs), debootstrap, which builds the base image from Debian packages (air-gapped), and
 # iproute2 for the network namespace of the fresh-engine test (tests/deploy/test_fresh_engine.py).
 CONTAINER_PACKAGES := docker.io debootstrap iproute2
@@ -114,7 +114,7 @@ test-containers: setup-test
 	$(call apt_ensure,$(CONTAINER_PACKAGES))
 	$(PY) -m pytest -m containers tests/deploy/test_fresh_engine.py tests/deploy/test_containers.py
 
-# Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see README "Performance".
+# Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see docs/performance.md.
 bench: setup-test
 	$(PY) -m scripts.bench
 
@@ -126,6 +126,10 @@ docs: $(STAMP)
 	$(PY) -m scripts.configref
 
 # Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
+# The docs as a site (site/index.html), with MkDocs' strict checks of every link and anchor.
+docs-site: setup-test
+	$(PY) -m mkdocs build --strict
+
 deploy-files: $(STAMP)
 	$(PY) -m scripts.launcher manifests
 

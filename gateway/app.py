@@ -39,6 +39,7 @@ from gateway.provenance import EngineVersions
 from gateway.reviews import ReviewDesk
 from gateway.routes import access, admin, analyze, chat, errors, health, models, observation, reviews
 from gateway.routes import ui as ui_routes
+from gateway.routes.backend_calls import BackendCallLog, call_id_hook
 from gateway.settings import BackendRole, GatewaySettings
 from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserver
 from services.contract.classifier_model import ModelMetadata
@@ -49,7 +50,7 @@ from services.contract.version import VERSION
 log = logging.getLogger("gateway")
 
 
-def _http_client(backend: BackendRole, connect_timeout_s: float, ca_file: Path | None) -> httpx2.AsyncClient:
+def _http_client(role: Role, backend: BackendRole, connect_timeout_s: float, ca_file: Path | None) -> httpx2.AsyncClient:
     """One pooled client per backend; the read timeout bounds a whole answer, not just the connect. An https
     backend is verified against `ca_file` (GATEWAY_BACKEND_CA_FILE) when set, else the system's CAs."""
     return httpx2.AsyncClient(
@@ -62,6 +63,7 @@ def _http_client(backend: BackendRole, connect_timeout_s: float, ca_file: Path |
             max_connections=backend.max_concurrency, max_keepalive_connections=backend.max_concurrency, keepalive_expiry=2.0
         ),
         trust_env=False,  # never route patient data through a proxy from the environment
+        event_hooks={"request": [call_id_hook(role)]},  # each call's own X-Request-ID (gateway/routes/backend_calls.py)
     )
 
 
@@ -101,7 +103,7 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     metrics = GatewayMetrics()
     backends = s.backends()
     https = {
-        role: await stack.enter_async_context(_http_client(b, s.connect_timeout_s, s.backend_ca_file))
+        role: await stack.enter_async_context(_http_client(role, b, s.connect_timeout_s, s.backend_ca_file))
         for role, b in backends.items()
     }
     limits = {role: ConcurrencyLimit(role, b.max_concurrency) for role, b in backends.items()}
@@ -274,6 +276,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id", "retry-after"],
         )
+    app.add_middleware(BackendCallLog)  # inside the observer, whose log line lists the calls
     app.add_middleware(  # inside the observer: a refusal is still logged with its request id
         HeaderSizeLimit,
         max_bytes=settings.max_header_bytes,

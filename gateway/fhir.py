@@ -2,7 +2,7 @@
 
 Built with `fhir.resources` (its R4B models: FHIR 4.3, whose DiagnosticReport,
 Observation, Device and Provenance are R4's), so every resource is validated
-as it is made. The mapping (README, "FHIR output"):
+as it is made. The mapping (docs/integrators.md, "FHIR R4 output"):
 
     DiagnosticReport  status preliminary; category Radiology (LOINC LP29684-5); code XR Chest Single view
                       (LOINC 36554-4); subject / encounter / imagingStudy when the request gives them;

@@ -7,6 +7,8 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.contract.classification import Classification
+
 
 class HasInFlight(Protocol):
     @property
@@ -22,6 +24,7 @@ class HasCircuit(Protocol):
     def current(self) -> int: ...
 
 
+_CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 _STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
 
@@ -80,6 +83,21 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # The classifier's outputs as they come: a shift in the share of each class, or in the confidence, with no
+        # change of model is a shift in the population or the acquisition (the operations dashboard's drift panels).
+        self.classifier_predictions = Counter(
+            "gateway_classifier_predictions",
+            "The classifier's predicted class, one count per answered X-ray",
+            ["predicted_class"],
+            registry=self.registry,
+        )
+        self.classifier_confidence = Histogram(
+            "gateway_classifier_confidence",
+            "The classifier's confidence in its predicted class",
+            buckets=_CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+
         # Agreement as it happens (deploy/monitoring/: the dashboard and the alert on a low accepted share); the
         # figures with their intervals come from the verified SRs: `python -m services.bridge pacs agreement`.
         self.review_verdicts = Counter(
@@ -88,6 +106,10 @@ class GatewayMetrics:
             ["model", "sha256", "finding", "verdict"],
             registry=self.registry,
         )
+
+    def observe_classification(self, classification: Classification) -> None:
+        self.classifier_predictions.labels(classification.predicted_class).inc()
+        self.classifier_confidence.observe(classification.confidence)
 
     def watch_unshipped(self, count: HasUnshipped) -> None:
         Gauge(

@@ -43,7 +43,7 @@ def straddles(entry: dict) -> dict:
 
 
 def markdown_table(report: dict) -> str:
-    """The targets as the README shows them: the median, and the spread of the runs where there were several."""
+    """The targets as docs/performance.md shows them: the median, and the spread of the runs where there were several."""
     rows = ["| target | measured | runs (min-max) | goal | result |", "|---|---|---|---|---|"]
     for t in report["targets"]:
         verdict = "not run" if t["pass"] is None else ("PASS" if t["pass"] else "FALL SHORT")

@@ -82,7 +82,7 @@ def export(
             description=f"{arch} classifier exported from {checkpoint.name}; clinical use only after local validation.",
             licence="hospital-owned checkpoint; licence as agreed by the hospital",
             commercial_use=False,  # until the hospital's agreement says otherwise: edit the card
-            performance=[],  # the hospital's own validation figures go here (README, "Model cards")
+            performance=[],  # the hospital's own validation figures go here (docs/models.md, "Model cards")
             limits=[],
         ),
     )

@@ -6,7 +6,7 @@ on `/v2/models/{name}/config` (services/classifier/triton.py), with the
 profile's batching settings, checked field by field by Triton's own
 `model_config.proto` (from tritonclient) before it is written. Pointing
 GATEWAY_CLASSIFIER_URL at a Triton server started on DIR replaces the worker
-(README, "Triton instead of the worker").
+(docs/operators.md, "Triton instead of the worker").
 """
 
 from __future__ import annotations

@@ -239,6 +239,7 @@ class Pipeline:
         except ExceptionGroup as failed:  # the classifier failed; ChexFract's call has been cancelled
             raise failed.exceptions[0] from None
         classification, fracture = classified.result(), described.result()
+        self.metrics.observe_classification(classification)
         language = run.request.language
         facts = rules.Facts(
             predicted_class=classification.predicted_class,

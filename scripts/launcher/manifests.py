@@ -37,7 +37,11 @@ DEPLOY = REPO_ROOT / "deploy"
 GENERATED_NOTICE = "# Generated from deploy/models.yaml by `make deploy-files`; edit that file, not this one.\n"
 ALERTS_FILE = "prometheus-alerts.yml"
 PROMETHEUS_PORT = 9090  # the prom/prometheus image's
-DASHBOARD_FILE = "grafana/review-agreement.json"  # import into Grafana; its datasource is chosen there
+# Import into Grafana (Dashboards, New, Import); each asks for its Prometheus datasource there.
+DASHBOARD_FILE = "grafana/review-agreement.json"
+OPERATIONS_DASHBOARD_FILE = "grafana/operations.json"
+# A kustomize Component for a cluster with the Prometheus Operator: its ServiceMonitor and PrometheusRule.
+K8S_MONITORING = "monitoring"
 GENERATED_PROFILES = {"gpu": "docker-compose.yml", "cpu": "docker-compose.cpu.yml"}
 SERVICE_NAMES = {"report": "vllm-report", "fracture": "vllm-chexfract", "classifier": "classifier"}
 
@@ -70,7 +74,7 @@ GATEWAY_REPLICAS = 3  # the seeds' Kubernetes example; the PodDisruptionBudget k
 # Secret, the images, the storage class and the replica counts: the site's values live there, not here.
 INGRESS_HOST = "cxr-serve.hospital.example"
 NAMESPACE = "cxr-serve"
-# The GPU topologies (README, "GPUs per deployment"): compose shares one GPU between both vLLM servers and the
+# The GPU topologies (docs/operators.md, "GPUs per deployment"): compose shares one GPU between both vLLM servers and the
 # classifier with models.yaml's fractions (0.45 + 0.40, the rest for ONNX Runtime and CUDA contexts); on Kubernetes
 # every vLLM pod has a GPU of its own (nvidia.com/gpu: 1) and may use most of it.
 K8S_GPU_MEMORY_UTILIZATION = "0.90"
@@ -78,7 +82,7 @@ K8S_GPU_MEMORY_UTILIZATION = "0.90"
 # instead (and CXR_TRUSTED_HOST its host, where it speaks plain HTTP), as the air-gapped build does.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 COMPOSE_GPU = "${CXR_GPU:-0}"  # the one GPU compose shares (an index or UUID from nvidia-smi)
-# Plain HTTP is published on loopback only; a hospital network gets the port with TLS configured (README, "TLS").
+# Plain HTTP is published on loopback only; a hospital network gets the port with TLS configured (docs/deployment.md, "TLS").
 COMPOSE_PUBLISH_ADDRESS = "${CXR_PUBLISH_ADDRESS:-127.0.0.1}"
 
 
@@ -216,7 +220,7 @@ def _compose_gateway(stack: StackConfig) -> dict[str, Any]:
         "environment": gateway_container_env(stack),
         # GATEWAY_CLIENTS_FILE and other site secrets live in this file, which is never committed.
         "env_file": [{"path": "gateway.env", "required": False}],
-        # HTTPS: put the certificate and key in deploy/tls/ and name them in gateway.env (README, "TLS").
+        # HTTPS: put the certificate and key in deploy/tls/ and name them in gateway.env (docs/deployment.md, "TLS").
         "volumes": [
             f"../models:{_root(stack) / 'models'}:ro",
             f"audit:{AUDIT_MOUNT}",
@@ -246,7 +250,7 @@ def _compose_bridge(stack: StackConfig) -> dict[str, Any]:
         "user": _user(stack),
         "environment": bridge_container_env(stack),
         # The destinations (CXR_BRIDGE_SR_*, _STOW_*, _RIS_*), the gateway's API key, an allow-list of callers:
-        # this file, never committed (README, Integration).
+        # this file, never committed (docs/integrators.md, "DICOM C-STORE in").
         "env_file": [{"path": "bridge.env", "required": False}],
         "volumes": [f"bridge:{BRIDGE_STATE_MOUNT}"],
         # DIMSE is published for the modalities and the PACS; /metrics stays inside (Prometheus scrapes it).
@@ -755,7 +759,7 @@ def _namespace() -> dict[str, Any]:
 
 
 def _kustomization(file_names: list[str]) -> dict[str, Any]:
-    # No Secret is generated from files here: every Secret is the operator's (README, Kubernetes), so that
+    # No Secret is generated from files here: every Secret is the operator's (docs/deployment.md, "Kubernetes"), so that
     # `kubectl kustomize` renders a base, and a site overlay, from the repository alone.
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -763,6 +767,36 @@ def _kustomization(file_names: list[str]) -> dict[str, Any]:
         "namespace": NAMESPACE,
         "resources": file_names,
     }
+
+
+def _service_monitor() -> dict[str, Any]:
+    """One ServiceMonitor for every component's Service: each names its /metrics port `http` (`_service`), and the
+    Prometheus Operator names each job after its Service, as compose's jobs are named (`scrape_targets`), so the
+    PrometheusRule's `up{job=...}` means the same in both."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "cxr-serve", "labels": {"app.kubernetes.io/name": "cxr-serve"}},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "cxr-serve"}},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def _prometheus_rule(stack: StackConfig) -> dict[str, Any]:
+    """deploy/prometheus-alerts.yml's groups, as the Prometheus Operator takes them."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "cxr-serve", "labels": {"app.kubernetes.io/name": "cxr-serve"}},
+        "spec": monitoring.alert_rules(stack, sorted(scrape_targets(stack))),
+    }
+
+
+def k8s_monitoring(stack: StackConfig) -> dict[str, list[dict[str, Any]]]:
+    """File name → documents of deploy/k8s/monitoring, a Component a site overlay lists under `components:`."""
+    return {"servicemonitor.yaml": [_service_monitor()], "prometheusrule.yaml": [_prometheus_rule(stack)]}
 
 
 def scrape_targets(stack: StackConfig) -> dict[str, int]:
@@ -798,6 +832,12 @@ def rendered_files() -> Iterator[tuple[Path, str]]:
     yield DEPLOY / "prometheus.yml", _dump([prometheus(gpu)])
     yield DEPLOY / ALERTS_FILE, _dump([monitoring.alert_rules(gpu, sorted(scrape_targets(gpu)))])
     yield DEPLOY / DASHBOARD_FILE, json.dumps(monitoring.dashboard(gpu), indent=2) + "\n"
+    yield DEPLOY / OPERATIONS_DASHBOARD_FILE, json.dumps(monitoring.operations_dashboard(), indent=2) + "\n"
+    component = k8s_monitoring(gpu)
+    for name, documents in component.items():
+        yield DEPLOY / "k8s" / K8S_MONITORING / name, _dump(documents)
+    component_file = {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "resources": sorted(component)}
+    yield DEPLOY / "k8s" / K8S_MONITORING / "kustomization.yaml", _dump([component_file])
     for profile, file_name in GENERATED_PROFILES.items():
         stack = load(profile, env={})
         yield DEPLOY / file_name, _dump([compose(stack)])

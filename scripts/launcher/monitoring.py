@@ -1,6 +1,7 @@
 """Monitoring, generated from deploy/models.yaml: Prometheus alert rules (deploy/prometheus-alerts.yml) for
 operations (a component down, a circuit open, errors, saturation, audit records or deliveries stuck, a certificate
-near expiry) and for agreement (`monitoring`), and a Grafana dashboard (deploy/grafana/review-agreement.json).
+near expiry) and for agreement (`monitoring`), and two Grafana dashboards: operations (deploy/grafana/operations.json)
+and agreement (deploy/grafana/review-agreement.json).
 
 They read the gateway's `gateway_review_verdicts_total{model, sha256, finding, verdict}` (gateway/metrics.py),
 one count per verdict a radiologist signs. The accepted share counts a finding with no accepted verdict as 0,
@@ -84,7 +85,7 @@ def operations_rules(jobs: list[str]) -> dict[str, Any]:
                 "10m",
                 "warning",
                 "{{ $value | humanizePercentage }} of the gateway's answers are 429: the backends' slots are full",
-                "Clients are told to retry later: add capacity or lower the load (README, Performance).",
+                "Clients are told to retry later: add capacity or lower the load (docs/performance.md).",
             ),
             _alert(
                 "CxrAuditNotShipped",
@@ -147,13 +148,15 @@ def alert_rules(stack: StackConfig, jobs: list[str]) -> dict[str, Any]:
     }
 
 
-def _panel(panel_id: int, title: str, kind: str, expr: str, legend: str, y: int, **field: Any) -> dict[str, Any]:
+def _panel(
+    panel_id: int, title: str, kind: str, expr: str, legend: str, y: int, x: int = 0, w: int = 24, **field: Any
+) -> dict[str, Any]:
     return {
         "id": panel_id,
         "title": title,
         "type": kind,
         "datasource": {"type": "prometheus", "uid": "${datasource}"},
-        "gridPos": {"h": 9, "w": 24, "x": 0, "y": y},
+        "gridPos": {"h": 9, "w": w, "x": x, "y": y},
         "targets": [
             {"refId": "A", "expr": expr, "legendFormat": legend, "datasource": {"type": "prometheus", "uid": "${datasource}"}}
         ],
@@ -161,20 +164,29 @@ def _panel(panel_id: int, title: str, kind: str, expr: str, legend: str, y: int,
     }
 
 
-def dashboard(stack: StackConfig) -> dict[str, Any]:
-    m = stack.monitoring
-    floor = {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": m.agreement_floor}]}
-    version = "{{model}} {{sha256}} {{finding}}"
+def _board(title: str, uid: str, since: str, panels: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "title": "cxr-serve: agreement with the radiologists",
-        "uid": "cxr-serve-review",
+        "title": title,
+        "uid": uid,
         "description": "Generated from deploy/models.yaml by `make deploy-files` (scripts/launcher/monitoring.py).",
         "schemaVersion": 39,
         "version": 1,
         "editable": False,
-        "time": {"from": f"now-{m.agreement_window}", "to": "now"},
+        "time": {"from": f"now-{since}", "to": "now"},
         "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"}]},
-        "panels": [
+        "panels": panels,
+    }
+
+
+def dashboard(stack: StackConfig) -> dict[str, Any]:
+    m = stack.monitoring
+    floor = {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": m.agreement_floor}]}
+    version = "{{model}} {{sha256}} {{finding}}"
+    return _board(
+        "cxr-serve: agreement with the radiologists",
+        "cxr-serve-review",
+        m.agreement_window,
+        [
             _panel(
                 1,
                 f"Accepted share over {m.agreement_window} (floor {m.agreement_floor:.0%})",
@@ -207,4 +219,153 @@ def dashboard(stack: StackConfig) -> dict[str, Any]:
                 unit="short",
             ),
         ],
-    }
+    )
+
+
+PREDICTIONS = "gateway_classifier_predictions_total"
+# The circuit's states as gateway/metrics.py exports them (0 closed, 1 open, 2 half-open), coloured.
+_CIRCUIT_STATES = {
+    "type": "value",
+    "options": {
+        "0": {"text": "closed", "color": "green"},
+        "1": {"text": "open", "color": "red"},
+        "2": {"text": "half-open", "color": "orange"},
+    },
+}
+
+
+def _quantile(q: float, metric: str, by: str, window: str = "5m") -> str:
+    return f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[{window}])))"
+
+
+def operations_dashboard() -> dict[str, Any]:
+    """What an operator watches (the alerts of `operations_rules` fire on the same series): traffic, latency per
+    stage, refusals, the circuits, queues, each backend's errors and the classifier's outputs over time."""
+    return _board(
+        "cxr-serve: operations",
+        "cxr-serve-operations",
+        "6h",
+        [
+            _panel(
+                1,
+                "Answers per second, by status",
+                "timeseries",
+                f"sum by (status) (rate({REQUESTS}[5m]))",
+                "{{status}}",
+                0,
+                unit="reqps",
+            ),
+            _panel(
+                2,
+                "Latency per stage, p95",
+                "timeseries",
+                _quantile(0.95, "gateway_stage_seconds", "stage"),
+                "{{stage}}",
+                0,
+                12,
+                12,
+                unit="s",
+            ),
+            _panel(
+                3,
+                "Refused for saturation (429), share of answers",
+                "timeseries",
+                _share('status="429"'),
+                "429",
+                9,
+                0,
+                12,
+                unit="percentunit",
+                min=0,
+            ),
+            _panel(
+                4,
+                "Circuit per backend",
+                "state-timeline",
+                "max by (backend) (gateway_backend_circuit)",
+                "{{backend}}",
+                9,
+                12,
+                12,
+                mappings=[_CIRCUIT_STATES],
+            ),
+            _panel(
+                5,
+                "In flight per backend",
+                "timeseries",
+                "sum by (backend) (gateway_backend_in_flight)",
+                "{{backend}}",
+                18,
+                0,
+                12,
+                unit="short",
+            ),
+            _panel(
+                6,
+                "Classifier queue depth",
+                "timeseries",
+                "sum by (instance) (classifier_queue_depth)",
+                "{{instance}}",
+                18,
+                12,
+                12,
+                unit="short",
+            ),
+            _panel(
+                7,
+                "Backend errors per second, by kind",
+                "timeseries",
+                "sum by (backend, kind) (rate(gateway_upstream_errors_total[5m]))",
+                "{{backend}} {{kind}}",
+                27,
+                unit="short",
+            ),
+            _panel(
+                8,
+                "Classifier: share of each predicted class, 1 h (drift)",
+                "timeseries",
+                f"sum by (predicted_class) (rate({PREDICTIONS}[1h]))"
+                f" / ignoring (predicted_class) group_left sum(rate({PREDICTIONS}[1h]))",
+                "{{predicted_class}}",
+                36,
+                0,
+                12,
+                unit="percentunit",
+                min=0,
+                max=1,
+            ),
+            _panel(
+                9,
+                "Classifier: median confidence, 1 h (drift)",
+                "timeseries",
+                _quantile(0.5, "gateway_classifier_confidence", "job", "1h"),
+                "median",
+                36,
+                12,
+                12,
+                unit="percentunit",
+            ),
+            _panel(
+                10,
+                "Audit records not yet shipped",
+                "timeseries",
+                "max(gateway_audit_unshipped)",
+                "unshipped",
+                45,
+                0,
+                12,
+                unit="short",
+            ),
+            _panel(
+                11,
+                "Bridge deliveries waiting, by destination",
+                "timeseries",
+                'sum by (destination, state) (bridge_deliveries{state!="delivered"})',
+                "{{destination}} {{state}}",
+                45,
+                12,
+                12,
+                unit="short",
+            ),
+        ],
+    )

@@ -2,7 +2,7 @@
 
 A committed transaction is on disk before the call returns, so a kill -9 or a power cut after it loses
 nothing. One bridge process owns a state folder; the operator's CLI reads and writes beside it (a busy
-timeout lets the two take turns). More than one bridge replica needs a folder each (README, Integration).
+timeout lets the two take turns). More than one bridge replica needs a folder each (docs/integrators.md, "DICOM C-STORE in").
 """
 
 from __future__ import annotations

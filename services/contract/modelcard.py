@@ -37,7 +37,7 @@ class PublishedMetric(BaseModel):
 
 class ModelCard(BaseModel):
     """One model's label. `clinical_use: true` is an operator's statement that the model is validated
-    for clinical use at this site (README, "Model cards"); only then may an answer drop the stand-in notice."""
+    for clinical use at this site (docs/models.md, "Model cards"); only then may an answer drop the stand-in notice."""
 
     model_config = ConfigDict(extra="forbid")
 

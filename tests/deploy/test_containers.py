@@ -1,4 +1,5 @@
-"""The cpu compose stack in real containers, end to end (`make test-containers`; README, "Containers").
+"""The cpu compose stack in real containers, end to end (`make test-containers`;
+docs/deployment.md, "Containers, tested end to end").
 
 Builds the base image from Debian packages (the air-gapped build: no image registry is reached), builds the
 cpu images from the repository as deploy/docker-compose.cpu.yml describes them, brings the file up and waits

@@ -4,9 +4,11 @@ vLLM's liveness a real generation, and the site's values (deploy/k8s/site) in ev
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from functools import cache
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -23,14 +25,18 @@ SITE_HOST = "cxr.radiology.hospital.example"
 SITE_REGISTRY = "registry.hospital.example/"
 
 
-@cache
-def rendered(folder: str) -> tuple[dict, ...]:
+def kustomize(folder: Path) -> tuple[dict, ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("kubectl (with its kustomize) is not installed: these tests render the manifests with it")
-    out = subprocess.run([kubectl, "kustomize", str(K8S / folder)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return tuple(doc for doc in yaml.safe_load_all(out.stdout) if doc)
+
+
+@cache
+def rendered(folder: str) -> tuple[dict, ...]:
+    return kustomize(K8S / folder)
 
 
 def of_kind(folder: str, kind: str) -> list[dict]:
@@ -156,3 +162,32 @@ def test_the_site_overlay_puts_the_sites_values_in_every_object_they_concern():
     assert sorted((d["kind"], d["metadata"]["name"]) for d in of_kind("gpu", "Deployment")) == sorted(
         (d["kind"], d["metadata"]["name"]) for d in of_kind("site", "Deployment")
     )
+
+
+def test_the_monitoring_component_scrapes_every_component_and_carries_the_alert_rules(tmp_path):
+    # The site overlay with its commented `components:` lines taken in, as an operator with the Prometheus Operator
+    # does (paths relative to the copy: kustomize takes no absolute one).
+    overlay = yaml.safe_load((K8S / "site" / "kustomization.yaml").read_text())
+    overlay["resources"] = [os.path.relpath(K8S / "gpu", tmp_path)]
+    overlay["components"] = [os.path.relpath(K8S / manifests.K8S_MONITORING, tmp_path)]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    documents = kustomize(tmp_path)
+    (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    (rule,) = [d for d in documents if d["kind"] == "PrometheusRule"]
+    assert monitor["metadata"]["namespace"] == rule["metadata"]["namespace"] == SITE_NAMESPACE
+    (endpoint,) = monitor["spec"]["endpoints"]
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    scraped = {
+        svc["metadata"]["name"]
+        for svc in documents
+        if svc["kind"] == "Service"
+        and wanted.items() <= svc["metadata"].get("labels", {}).items()
+        and endpoint["port"] in {port.get("name") for port in svc["spec"]["ports"]}
+    }
+    # Every component's /metrics, each a job named as compose names it, so the rules' `up{job=...}` hold in both.
+    assert scraped == set(manifests.scrape_targets(config.load("gpu", env={})))
+    assert endpoint["path"] == "/metrics"
+    alerts = yaml.safe_load((REPO_ROOT / "deploy" / manifests.ALERTS_FILE).read_text())  # promtool checks this file
+    assert rule["spec"] == alerts
+    # The rest is the site overlay's, unchanged.
+    assert [d for d in documents if d["kind"] not in ("ServiceMonitor", "PrometheusRule")] == list(rendered("site"))

@@ -5,6 +5,7 @@ verdicts are in and not otherwise, and every dashboard query is PromQL Prometheu
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -88,10 +89,32 @@ def test_the_alert_fires_below_the_floor_with_enough_verdicts_and_not_otherwise(
     _rule_tests(promtool, tmp_path, "1h", [{"input_series": series, "alert_rule_test": checks}])
 
 
-def test_every_dashboard_query_is_promql_prometheus_accepts(promtool, tmp_path):
-    board = json.loads((DEPLOY / manifests.DASHBOARD_FILE).read_text())
-    queries = [target["expr"] for panel in board["panels"] for target in panel["targets"]]
+def _queries(dashboard_file: str) -> list[str]:
+    board = json.loads((DEPLOY / dashboard_file).read_text())
+    return [target["expr"] for panel in board["panels"] for target in panel["targets"]]
+
+
+# Where each service defines its metrics: a dashboard that reads a name none of them exports shows nothing.
+METRIC_SOURCES = ("gateway/metrics.py", "services/classifier/metrics.py", "services/bridge/ops.py")
+
+
+def test_the_agreement_dashboard_reads_the_recorded_share_and_the_verdicts():
+    queries = _queries(manifests.DASHBOARD_FILE)
     assert monitoring.SHARE in queries[0] and all(monitoring.VERDICTS in q for q in queries[1:])
+
+
+def test_the_operations_dashboard_reads_only_what_the_services_export():
+    queries = _queries(manifests.OPERATIONS_DASHBOARD_FILE)
+    source = "".join((REPO_ROOT / path).read_text() for path in METRIC_SOURCES)
+    names = {name for q in queries for name in re.findall(r"\b((?:gateway|classifier|bridge)_[a-z_]+)\b", q)}
+    base = {re.sub(r"_(total|bucket)$", "", name) for name in names}
+    assert {"gateway_backend_circuit", "gateway_classifier_predictions", "gateway_classifier_confidence"} <= base
+    assert {name for name in base if f'"{name}"' not in source} == set()
+
+
+@pytest.mark.parametrize("dashboard_file", [manifests.DASHBOARD_FILE, manifests.OPERATIONS_DASHBOARD_FILE])
+def test_every_dashboard_query_is_promql_prometheus_accepts(promtool, tmp_path, dashboard_file):
+    queries = _queries(dashboard_file)
     rules = {
         "groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query{i}", "expr": q} for i, q in enumerate(queries)]}]
     }

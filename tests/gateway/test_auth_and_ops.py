@@ -1,7 +1,10 @@
 """API keys, readiness, metrics, request ids and what the logs may never contain."""
 
+import json
 import re
 import time
+import uuid
+from pathlib import Path
 
 import httpx
 import openai
@@ -49,6 +52,31 @@ def test_ready_reports_every_backend(stack):
     assert all(proof.fullmatch(b["detail"]) for b in body["backends"].values()), body
 
 
+def _logged(log: Path, **match: str) -> list[dict]:
+    """The JSON log lines of `log` whose fields equal `match`, waited for briefly (a line follows its answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        found = [line for line in lines if all(line.get(k) == v for k, v in match.items())]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_each_backend_call_has_its_own_id_listed_on_the_gateways_log_line(stack, stack_log_dir, sample_images):
+    client = openai.OpenAI(base_url=f"{gateway_url(stack)}/v1", api_key="x", max_retries=0, timeout=300)
+    traced = f"his-trace-{uuid.uuid4().hex[:8]}"
+    messages = xray_message(next(iter(sample_images.values())))
+    client.chat.completions.create(model="cxr-report", messages=messages, extra_headers={"X-Request-ID": traced})
+    (line,) = _logged(stack_log_dir / "gateway.log", request_id=traced, msg="request")
+    calls = dict(call.split(":", 1) for call in line["backend_calls"])
+    assert set(calls) == {"classifier", "fracture", "report"}, line["backend_calls"]
+    assert all(uuid.UUID(call_id).version == 4 for call_id in calls.values())  # what llama.cpp's server requires
+    # The classifier worker logs the id its call was given, never the client's.
+    assert _logged(stack_log_dir / "classifier.log", request_id=calls["classifier"])
+    assert not _logged(stack_log_dir / "classifier.log", request_id=traced)
+
+
 def test_request_id_is_echoed_and_metrics_count_by_model(stack, sample_images):
     url = gateway_url(stack)
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=300)
@@ -62,6 +90,8 @@ def test_request_id_is_echoed_and_metrics_count_by_model(stack, sample_images):
     assert "gateway_backend_in_flight" in metrics
     assert 'gateway_stage_seconds_count{stage="classifier"}' in metrics
     assert 'gateway_pipeline_results_total{status="complete"}' in metrics
+    assert re.search(r'gateway_classifier_predictions_total\{predicted_class="(NORMAL|PNEUMONIA)"\} [1-9]', metrics)
+    assert re.search(r"gateway_classifier_confidence_count [1-9]", metrics)
 
 
 def test_logs_carry_ids_and_timings_but_never_content(keyed_gateway, sample_images):

@@ -69,7 +69,7 @@ class Pacs:
         PACS that caps its answers (Orthanc's LimitFindResults, dcm4chee's) drops what is over the cap
         without a word, offset or not: a listing that reaches the cap is taken as capped, and its date
         window is halved until each part stays under it. A single day that still reaches it is named in
-        `capped_days`, for the operator: the cap must be raised (README, Integration)."""
+        `capped_days`, for the operator: the cap must be raised (docs/integrators.md, "PACS integration")."""
         studies = Studies()
         for modality in self.modalities:
             self._window(modality, first, None, studies)

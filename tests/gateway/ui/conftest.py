@@ -2,7 +2,7 @@
 
 Every test ends by reading the browser's own network log and failing if the
 page asked for anything outside the gateway's origin, and leaves a screenshot
-under test-output/ui/ (the README's picture is one of them).
+under test-output/ui/ (docs/img/report-en.png is one of them).
 """
 
 from __future__ import annotations
