@@ -40,7 +40,9 @@ from gateway.reviews import ReviewDesk
 from gateway.routes import access, admin, analyze, chat, errors, health, models, observation, reviews
 from gateway.routes import ui as ui_routes
 from gateway.routes.backend_calls import BackendCallLog, call_id_hook
+from gateway.routes.traced import RequestSpans
 from gateway.settings import BackendRole, GatewaySettings
+from gateway.tracing import gateway_tracer
 from services.contract.asgi import BodySizeLimit, HeaderSizeLimit, RequestObserver
 from services.contract.classifier_model import ModelMetadata
 from services.contract.modelcard import ModelCard
@@ -101,6 +103,7 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     s = settings
     content = load_clinical()
     metrics = GatewayMetrics()
+    tracer = stack.enter_context(gateway_tracer(s.otlp_traces_endpoint))  # shut down (flushed) last
     backends = s.backends()
     https = {
         role: await stack.enter_async_context(_http_client(role, b, s.connect_timeout_s, s.backend_ca_file))
@@ -145,9 +148,8 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
     engines = EngineVersions({str(backend.name): backend.engine_version for backend in (classifier, fracture, report)})
     admission = Admission(limits)
     trail = AuditTrail(s.audit_dir, load_key(s.audit_key_file), s.audit_max_bytes)
-    pipeline = Pipeline(
-        classifier, fracture, report, admission, content, catalog, published_figures(cards), engines, config, metrics
-    )
+    figures = published_figures(cards)
+    pipeline = Pipeline(classifier, fracture, report, admission, content, catalog, figures, engines, config, metrics, tracer)
     return Gateway(
         settings=s,
         identity=ClientsSource(s.clients_file, s.all_api_keys()),
@@ -166,6 +168,7 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
             s.dicom_policy(),
         ),
         metrics=metrics,
+        tracer=tracer,
         page=ui.load(),
         audit=trail,
         audit_shipper=_shipper(s, trail, metrics),
@@ -277,6 +280,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             expose_headers=["x-request-id", "retry-after"],
         )
     app.add_middleware(BackendCallLog)  # inside the observer, whose log line lists the calls
+    app.add_middleware(RequestSpans)  # inside the observer: the span carries the request id
     app.add_middleware(  # inside the observer: a refusal is still logged with its request id
         HeaderSizeLimit,
         max_bytes=settings.max_header_bytes,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from opentelemetry.trace import Tracer
 
 from gateway.admission import Admission
 from gateway.audit import AuditTrail
@@ -36,6 +37,7 @@ class Gateway:
     chat_backends: dict[str, ChatBackend]  # by served model name: pass-through targets
     image_policy: ImagePolicy
     metrics: GatewayMetrics
+    tracer: Tracer  # gateway/tracing.py: records nothing while GATEWAY_OTLP_TRACES_ENDPOINT is unset
     page: Page  # the web page at /ui
     audit: AuditTrail
     audit_shipper: SyslogShipper | None  # to the audit repository, when one is configured

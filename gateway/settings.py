@@ -171,6 +171,10 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings, LogSettings): 
     audit_syslog_key_file: Path | None = None
     audit_syslog_retry_s: float = Field(default=5.0, gt=0)
 
+    # OpenTelemetry traces (gateway/tracing.py), off while unset: the hospital's collector's OTLP/HTTP traces URL,
+    # e.g. http://otel-collector:4318/v1/traces. Spans carry ids, stages, models and statuses, never content.
+    otlp_traces_endpoint: str | None = Field(default=None, pattern=r"^https?://")
+
     # Named clients, their permissions and limits (gateway/identity.py); reloaded on SIGHUP and on change.
     clients_file: Path | None = None
     # People through the hospital's OpenID Provider (gateway/oidc.py): off until an issuer is set.

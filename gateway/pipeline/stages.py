@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from opentelemetry.trace import Tracer
+
 from gateway.admission import Admission
 from gateway.backends.calls import ChatCall, Sampling
 from gateway.backends.protocols import ChatModel, Classifier
@@ -67,7 +69,7 @@ class _Run:
     xray: XrayInput
     deadline: float  # the event loop's clock: when every stage must be done
     disclaimer: str  # the answer's notice, in its language, with the stand-in notice while one is due
-    clock: StageClock = field(default_factory=StageClock)
+    clock: StageClock
     warnings: list[StageWarning] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
 
@@ -108,6 +110,7 @@ class Pipeline:
         engines: EngineVersions,
         config: PipelineConfig,
         metrics: GatewayMetrics,
+        tracer: Tracer,
     ) -> None:
         self.classifier = classifier
         self.fracture = fracture
@@ -120,6 +123,7 @@ class Pipeline:
         self.engines = engines
         self.config = config
         self.metrics = metrics
+        self.tracer = tracer
 
     async def events(self, request: PipelineRequest) -> AsyncIterator[PipelineEvent]:
         with self.admission.admit(Role.CLASSIFIER, Role.FRACTURE, Role.REPORT):  # before any work, all or none
@@ -137,7 +141,7 @@ class Pipeline:
     def _run(self, request: PipelineRequest, xray: XrayInput) -> _Run:
         deadline = asyncio.get_running_loop().time() + self.config.deadline_s
         disclaimer = self.clinical.disclaimer(request.language, stand_in=self.stand_in)
-        return _Run(request, xray, deadline, disclaimer)
+        return _Run(request, xray, deadline, disclaimer, StageClock(self.tracer))
 
     async def _report(self, run: _Run, findings: Findings) -> _Report:
         """The report model's JSON, validated (fail closed: invalid output is a failed stage) and rendered."""

@@ -1,4 +1,4 @@
-"""Each backend call's own X-Request-ID, listed on the gateway's request log line.
+"""Each backend call's own X-Request-ID, listed on the gateway's request log line, and its trace context.
 
 A backend's log lines are found from the client's request id in two steps: the gateway's line for that id
 lists `backend_calls` (`<role>:<uuid>`), and each backend logs the uuid it was given. The gateway never
@@ -17,6 +17,7 @@ from contextvars import ContextVar
 import httpx2
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.tracing import PROPAGATOR
 from services.contract.roles import Role
 
 # The calls of the request being served; None outside a request (start-up checks, readiness probes).
@@ -50,6 +51,7 @@ def call_id_hook(role: Role) -> Callable[[httpx2.Request], Awaitable[None]]:
     async def tag(request: httpx2.Request) -> None:
         call_id = str(uuid.uuid4())
         request.headers["X-Request-ID"] = call_id
+        PROPAGATOR.inject(request.headers)  # the current span's `traceparent`; nothing while tracing is off
         calls = _CALLS.get()
         if calls is not None:
             calls.append(f"{role.value}:{call_id}")

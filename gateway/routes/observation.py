@@ -20,11 +20,11 @@ def observe(scope: Scope, exchange: Exchange) -> None:
     """One log line and one count per request: id, model, status, latency, the ids of its backend calls
     (gateway/routes/backend_calls.py); never bodies or text."""
     state = scope.get("state", {})
-    model = state.get("model", _path_label(exchange.path))
+    model = state.get("model", path_label(exchange.path))
     gateway = getattr(scope["app"].state, "gateway", None)
     if gateway is not None:
         gateway.metrics.requests.labels(model, str(exchange.status)).inc()
-    fields = exchange.log_fields(path=_path_label(exchange.path), model=model)
+    fields = exchange.log_fields(path=path_label(exchange.path), model=model)
     calls = {BACKEND_CALLS: state[BACKEND_CALLS]} if state.get(BACKEND_CALLS) else {}
     log.info("request", extra={"fields": {**fields, **_outcome(state.get("audit")), **calls}})
 
@@ -104,7 +104,8 @@ async def _record(scope: Scope, endpoint: str, status: int) -> None:
 _OPS_PATHS = ("/health", "/ready", "/metrics", "/v1/models", "/v1/analyze", "/v1/chat/completions")
 
 
-def _path_label(path: str) -> str:
+def path_label(path: str) -> str:
+    """The path as logs, metrics and spans name it: a route's template, never a UID it carries."""
     if path == "/ui" or path.startswith("/ui/"):
         return "/ui"
     if path == REVIEWS or path.startswith(REVIEWS + "/"):

@@ -14,6 +14,10 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NoOpTracer, StatusCode, Tracer
 from PIL import Image
 
 from gateway.admission import Admission, ConcurrencyLimit
@@ -143,6 +147,7 @@ def pipeline(
     deadline_s: float = 60,
     admission: Admission | None = None,
     consistency: ConsistencyPolicy = "withhold",
+    tracer: Tracer | None = None,
 ) -> Pipeline:
     config = PipelineConfig(
         fracture=Sampling(temperature=0.3, top_p=0.9, max_tokens=24),
@@ -153,9 +158,9 @@ def pipeline(
     )
     figures = PublishedFigures(classifier_accuracy=None, fracture_recall=0.487, fracture_precision=None)
     admitted = admission or slots()
-    return Pipeline(
-        classifier, fracture, report, admitted, load(), Catalog({}, {}), figures, EngineVersions({}), config, GatewayMetrics()
-    )
+    catalog, engines = Catalog({}, {}), EngineVersions({})
+    traced = tracer or NoOpTracer()
+    return Pipeline(classifier, fracture, report, admitted, load(), catalog, figures, engines, config, GatewayMetrics(), traced)
 
 
 async def events(p: Pipeline) -> list[object]:
@@ -334,3 +339,19 @@ async def test_a_report_that_agrees_has_no_contradictions_and_counts_none():
 def _counted(p: Pipeline, finding: str, policy: str) -> float:
     value = p.metrics.registry.get_sample_value("gateway_report_contradictions_total", {"finding": finding, "policy": policy})
     return value or 0.0
+
+
+async def test_each_stage_is_a_span_under_the_requests_and_a_failed_stage_says_so():
+    # The SDK's own provider, spans kept in memory (the export over OTLP is tests/gateway/test_tracing.py's).
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("POST /v1/chat/completions") as request:
+        await events(pipeline(StandInClassifier(), Fracture(), Report(PIECES, fail_after=1), tracer=tracer))
+    stages = {span.name: span for span in spans.get_finished_spans() if span.name.startswith("stage ")}
+    assert set(stages) == {"stage classifier", "stage fracture", "stage report"}
+    trace_id, parent = request.get_span_context().trace_id, request.get_span_context().span_id
+    assert all(s.context.trace_id == trace_id and s.parent is not None and s.parent.span_id == parent for s in stages.values())
+    assert stages["stage report"].status.status_code is StatusCode.ERROR  # the report broke off
+    assert {stages[name].status.status_code for name in ("stage classifier", "stage fracture")} == {StatusCode.UNSET}
