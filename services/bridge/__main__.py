@@ -53,7 +53,8 @@ async def serve(settings: BridgeSettings) -> None:
     metrics.watch(state, sending)
     async with gateway_client(settings) as gateway:
         deliverer = Deliverer(state.outbox, state.spool, sending, settings, metrics.delivery)
-        analyzer = Analyzer(state.spool, gateway, settings, metrics.analysis, list(sending), deliverer.wake.set)
+        preliminary = [name for name, destination in sending.items() if "preliminary" in destination.takes]
+        analyzer = Analyzer(state.spool, gateway, settings, metrics.analysis, preliminary, deliverer.wake.set)
 
         def wake() -> None:  # from an association's thread
             loop.call_soon_threadsafe(analyzer.wake.set)
@@ -64,7 +65,8 @@ async def serve(settings: BridgeSettings) -> None:
         assert server is not None, "a non-blocking start returns its server"
         listening = threading.Event()  # cleared once shutdown begins
         listening.set()
-        review = _review_api(settings, state, list(sending), deliverer.wake.set)
+        signed = [name for name, destination in sending.items() if "signed" in destination.takes]
+        review = _review_api(settings, state, signed, deliverer.wake.set)
         config = uvicorn.Config(
             ops.app(state, metrics, listening.is_set, review), host=settings.host, port=settings.http_port, log_config=None
         )
@@ -89,8 +91,9 @@ async def serve(settings: BridgeSettings) -> None:
 
 
 def _review_api(settings: BridgeSettings, state: State, sending: list[str], wake: Callable[[], None]) -> APIRouter | None:
-    """The review API when CXR_BRIDGE_REVIEW_TOKEN is set, against the PACS of CXR_PACS_*; a signed result's
-    ORU^R01 goes to the RIS (when one is configured) through the outbox, from the verified SR the PACS holds."""
+    """The review API when CXR_BRIDGE_REVIEW_TOKEN is set, against the PACS of CXR_PACS_*; a signed result goes to
+    `sending` (the RIS's ORU^R01, the FHIR server's DiagnosticReport, as configured) through the outbox, from the
+    verified SR the PACS holds."""
     if settings.review_token is None:
         return None
     from services.bridge.pacs import review_api
@@ -99,15 +102,14 @@ def _review_api(settings: BridgeSettings, state: State, sending: list[str], wake
     from services.bridge.pacs.settings import PacsSettings
 
     reviews = Reviews(Pacs(PacsSettings()))
-    to_ris = [name for name in sending if name == destinations.Ris.name]
 
     async def on_signed(stored: Dataset, out: SignedOut) -> None:
-        if not to_ris:
+        if not sending:
             return
         data = io.BytesIO()
         dcmwrite(data, stored, enforce_file_format=True)
         result = out.model_dump_json()
-        await asyncio.to_thread(state.spool.signed, data.getvalue(), out.verified_sop, out.study, result, to_ris, time.time())
+        await asyncio.to_thread(state.spool.signed, data.getvalue(), out.verified_sop, out.study, result, sending, time.time())
         wake()
 
     token = settings.review_token.get_secret_value()

@@ -1,5 +1,6 @@
 """Where results go: the SR to the PACS (C-STORE or STOW-RS) and the ORU^R01 to the RIS (MLLP); a radiologist's
-signed result to the RIS as its final (or corrected) ORU^R01.
+signed result to the RIS as its final (or corrected) ORU^R01, and to the FHIR server as a final (or corrected)
+DiagnosticReport.
 
 A destination is one method: deliver a parcel, return the receiver's acknowledgement for the record, or
 raise `Undelivered` naming why (the outbox retries it, then dead-letters it with that reason). Each is
@@ -10,18 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import hl7
+import httpx
 from hl7.mllp import open_hl7_connection
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import ComprehensiveSRStorage  # type: ignore[attr-defined]
 
-from services.bridge import oru
+from services.bridge import fhir, oru
 from services.bridge.pacs import dicomweb, sr, verified
 from services.bridge.settings import BridgeSettings
 from services.contract.review import SignedOut
@@ -49,16 +52,24 @@ class Parcel:
         return sr.Analysis(cxr=self.result["cxr"], report=self.result["report"])
 
 
+Kind = Literal["preliminary", "signed"]  # an analysis's result, or a radiologist's signed result
+
+
 class Destination(Protocol):
     name: str
+    takes: frozenset[Kind]  # what it is sent
 
     async def deliver(self, parcel: Parcel) -> str: ...
+
+
+BOTH: frozenset[Kind] = frozenset({"preliminary", "signed"})
 
 
 class DicomStore:
     """The SR by C-STORE to the PACS's AE (CXR_BRIDGE_SR_HOST / _PORT / _AE_TITLE)."""
 
     name = "pacs-dimse"
+    takes: frozenset[Kind] = frozenset({"preliminary"})  # a signed result's SR is stored by the review itself
 
     def __init__(self, settings: BridgeSettings, host: str) -> None:
         self._address = (host, settings.sr_port)
@@ -92,6 +103,7 @@ class Stow:
     """The SR by STOW-RS to the PACS's DICOMweb root (CXR_BRIDGE_STOW_URL)."""
 
     name = "pacs-stow"
+    takes: frozenset[Kind] = frozenset({"preliminary"})
 
     def __init__(self, settings: BridgeSettings, url: str) -> None:
         password = settings.stow_password.get_secret_value() if settings.stow_password else None
@@ -110,6 +122,7 @@ class Ris:
     """The ORU^R01 over MLLP to the RIS (CXR_BRIDGE_RIS_HOST / _PORT); delivered on AA, else retried."""
 
     name = "ris"
+    takes = BOTH
 
     def __init__(self, settings: BridgeSettings, host: str) -> None:
         self._address = (host, settings.ris_port)
@@ -157,6 +170,48 @@ class Ris:
                 await writer.wait_closed()
 
 
+class FhirServer:
+    """A signed result's DiagnosticReport (services/bridge/fhir.py) to the FHIR server (CXR_BRIDGE_FHIR_URL), by a
+    conditional update on its identifier: a retry after a lost answer updates the same resource. Delivered on a
+    2xx; an OperationOutcome's diagnostics name why not."""
+
+    name = "fhir"
+    takes: frozenset[Kind] = frozenset({"signed"})
+
+    def __init__(self, settings: BridgeSettings, url: str) -> None:
+        self._url = url.rstrip("/") + "/DiagnosticReport"
+        token = settings.fhir_token.get_secret_value() if settings.fhir_token else None
+        self._headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._verify = ssl.create_default_context(cafile=settings.fhir_ca_file) if settings.fhir_ca_file else True
+        self._timeout_s = settings.send_timeout_s
+
+    async def deliver(self, parcel: Parcel) -> str:
+        signed = parcel.signed
+        if signed is None:
+            raise Undelivered("the FHIR destination takes signed results only")
+        report = fhir.diagnostic_report(parcel.source, signed, verified.signed_report(parcel.source))
+        key = fhir.identifier(signed)
+        params = {"identifier": f"{key['system']}|{key['value']}"}
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout_s, verify=self._verify, trust_env=False) as client:
+                answer = await client.put(self._url, params=params, json=report, headers=self._headers)
+        except httpx.HTTPError as error:
+            raise Undelivered(f"the FHIR server is unreachable ({type(error).__name__})") from None
+        if not answer.is_success:
+            raise Undelivered(f"the FHIR server answered {answer.status_code}: {_outcome(answer)}"[:_REASON_MAX])
+        return f"FHIR {answer.status_code}"
+
+
+def _outcome(answer: httpx.Response) -> str:
+    """An OperationOutcome's first diagnostics (or details), else nothing said."""
+    with contextlib.suppress(ValueError, KeyError, IndexError, TypeError, AttributeError):
+        issue = answer.json()["issue"][0]
+        return str(issue.get("diagnostics") or issue["details"]["text"])
+    return "no OperationOutcome"
+
+
 def _field(segment: hl7.Segment, index: int) -> str:
     return str(segment[index]) if len(segment) > index else ""  # segment[0] is the segment's name
 
@@ -180,4 +235,6 @@ def configured(settings: BridgeSettings) -> dict[str, Destination]:
         found.append(Stow(settings, settings.stow_url))
     if settings.ris_host:
         found.append(Ris(settings, settings.ris_host))
+    if settings.fhir_url:
+        found.append(FhirServer(settings, settings.fhir_url))
     return {destination.name: destination for destination in found}

@@ -59,6 +59,11 @@ class BridgeSettings(BaseSettings, DicomLimits, LogSettings):  # DicomLimits: th
     ris_application: str = "RIS"  # MSH-5 (MSH-3, the sending application, is the AE title)
     ris_facility: str = ""  # MSH-6
     facility: str = ""  # MSH-4: the sending facility
+    # A signed result's DiagnosticReport to the hospital's FHIR server (services/bridge/fhir.py): its base URL
+    # (https://fhir.hospital.example/fhir), a bearer token where it asks for one, and the CA of its certificate.
+    fhir_url: str | None = Field(default=None, pattern=r"^https?://")
+    fhir_token: SecretStr | None = None
+    fhir_ca_file: Path | None = None
     # One delivery's deadline: the association or connection, and the answer (C-STORE response, STOW, ACK).
     send_timeout_s: float = Field(default=30.0, gt=0)
 

@@ -5,10 +5,9 @@ their parent, each stage is a span, no span carries content, and every backend c
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import httpx2
@@ -20,9 +19,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NoOpTracer
 
 from gateway.routes.backend_calls import call_id_hook
-from scripts.launcher.process import free_port
 from services.contract.roles import Role
 from tests.gateway.conftest import xray_message
+from tests.http_peers import reply, serve
 
 HIS_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"  # the W3C Trace Context specification's example ids
 HIS_SPAN = "00f067aa0ba902b7"
@@ -41,19 +40,13 @@ class Collector:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 assert self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf"
                 received.append(ExportTraceServiceRequest.FromString(body))
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                reply(self, 200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, root = serve(Receiver)
+        self.url = f"{root}/v1/traces"
 
     def spans(self) -> list[tuple[dict[str, str], Span]]:
         """Every span received, with its resource's attributes."""

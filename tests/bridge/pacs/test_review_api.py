@@ -1,14 +1,19 @@
 """The bridge's review API (services/bridge/pacs/review_api.py) as a real process against a real Orthanc, with
 the RIS a real MLLP peer (hl7apy): the token guards every route, a signature is stored in the PACS, and its
-ORU^R01 (F, or C when the radiologist changed the result) goes out through the outbox."""
+ORU^R01 (F, or C when the radiologist changed the result) and FHIR DiagnosticReport (final, or corrected) go out
+through the outbox."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from PIL import Image
 from pydicom.uid import generate_uid
 
@@ -18,6 +23,7 @@ from services.bridge.pacs.settings import PacsSettings
 from services.contract.review import SITES_HEADER
 from tests.bridge.pacs.helpers import NORMAL, PNEUMONIA
 from tests.bridge.pacs.test_review import _result
+from tests.http_peers import reply, serve
 from tests.pacs_server import PASSWORD, USER
 from tests.waiting import wait_until
 
@@ -26,8 +32,53 @@ DR_CHEN = {"login": "dr.chen", "name": "Chen^Wei", "organization": "Radiology, G
 ACCEPT_ALL = [{"finding": "pneumonia", "verdict": "accepted"}, {"finding": "fracture", "verdict": "accepted"}]
 
 
+class FhirPeer:
+    """The FHIR R4 REST API's conditional update of DiagnosticReport (`PUT [base]/DiagnosticReport?identifier=`):
+    each body validated with fhir.resources, created (201) or updated (200) by its identifier, an invalid one
+    answered 422 with an OperationOutcome. No FHIR server runs on these machines (HAPI FHIR is Java, not Debian's)."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, dict] = {}
+        self.puts = 0
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                url = urlsplit(self.path)
+                (key,) = parse_qs(url.query)["identifier"]
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    DiagnosticReport.model_validate(body)
+                    ok = url.path == "/fhir/DiagnosticReport" and self.headers["Content-Type"] == "application/fhir+json"
+                except ValueError as error:
+                    ok, body = False, {"resourceType": "OperationOutcome", "issue": [{"diagnostics": str(error)[:200]}]}
+                peer.puts += 1
+                status = (200 if key in peer.reports else 201) if ok else 422
+                if ok:
+                    peer.reports[key] = body
+                reply(self, status, json.dumps(body).encode(), "application/fhir+json")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server, root = serve(Handler)
+        self.url = f"{root}/fhir"
+
+
 @pytest.fixture
-def reviewing(orthanc, start_bridge, ris):
+def fhir_server():
+    peer = FhirPeer()
+    yield peer
+    peer.server.shutdown()
+
+
+def _signed_report(fhir_server: FhirPeer, verified_sop: str) -> dict:
+    wait_until(lambda: f"urn:dicom:uid|urn:oid:{verified_sop}" in fhir_server.reports, 60, "the DiagnosticReport")
+    return fhir_server.reports[f"urn:dicom:uid|urn:oid:{verified_sop}"]
+
+
+@pytest.fixture
+def reviewing(orthanc, start_bridge, ris, fhir_server):
     pacs = Pacs(PacsSettings(url=orthanc.url, username=USER, password=PASSWORD))
     bridge = start_bridge(
         CXR_PACS_URL=orthanc.url,
@@ -36,6 +87,7 @@ def reviewing(orthanc, start_bridge, ris):
         CXR_BRIDGE_REVIEW_TOKEN=TOKEN,
         CXR_BRIDGE_RIS_HOST="127.0.0.1",
         CXR_BRIDGE_RIS_PORT=str(ris.port),
+        CXR_BRIDGE_FHIR_URL=fhir_server.url,
     )
     http = httpx.Client(base_url=bridge.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     yield pacs, bridge, http
@@ -68,7 +120,7 @@ def test_every_route_needs_the_review_token(reviewing):
     assert bridge.lines("signed") == []
 
 
-def test_a_result_is_shown_as_the_pacs_holds_it_then_signed_and_sent_to_the_ris_as_final(reviewing, ris):
+def test_a_result_is_shown_as_the_pacs_holds_it_then_signed_and_sent_to_the_ris_as_final(reviewing, ris, fhir_server):
     pacs, bridge, http = reviewing
     ref = _result(pacs, PNEUMONIA, str(generate_uid()))
     assert ref.sop in [item["sop"] for item in http.get("/reviews").json()["results"]]
@@ -94,13 +146,20 @@ def test_a_result_is_shown_as_the_pacs_holds_it_then_signed_and_sent_to_the_ris_
     text = ris.received[0].text
     assert "Findings suggest pneumonia." in text and ref.study in text
 
+    report = _signed_report(fhir_server, out["verified_sop"])
+    assert report["status"] == "final" and report["resultsInterpreter"][0]["identifier"]["value"] == "dr.chen"
+    assert report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{ref.study}"
+    assert base64.b64decode(report["presentedForm"][0]["data"]).decode() == "Findings suggest pneumonia."
+    states = {o["id"]: (o["valueCodeableConcept"]["coding"][0]["code"], o["status"]) for o in report["contained"]}
+    assert states == {"pneumonia": ("52101004", "final"), "fracture": ("2667000", "final")}  # present, absent
+
     again = _sign(http, ref, ACCEPT_ALL, "Findings suggest pneumonia.", False)
     assert again.status_code == 409 and "signed by Chen^Wei (dr.chen) at" in again.json()["detail"]
     (line,) = bridge.lines("signed")
     assert line["verdicts"] == {"pneumonia": "accepted", "fracture": "accepted"} and "Chen" not in str(line)
 
 
-def test_a_changed_result_goes_to_the_ris_as_corrected_and_a_review_that_does_not_fit_is_refused(reviewing, ris):
+def test_a_changed_result_goes_to_the_ris_as_corrected_and_a_review_that_does_not_fit_is_refused(reviewing, ris, fhir_server):
     pacs, _, http = reviewing
     ref = _result(pacs, PNEUMONIA, str(generate_uid()))
     missing = _sign(http, ref, [{"finding": "pneumonia", "verdict": "accepted"}], "x", False)
@@ -118,6 +177,14 @@ def test_a_changed_result_goes_to_the_ris_as_corrected_and_a_review_that_does_no
     wait_until(lambda: len(ris.received) == 1, 60, "the corrected result's ORU at the RIS")
     obr, statuses = _order(ris.received[0].message)
     assert obr.obr_25.value == "C" and set(statuses) == {"C"} and "Possible pneumonia; rib fracture." in ris.received[0].text
+    report = _signed_report(fhir_server, signed.json()["verified_sop"])
+    assert report["status"] == "corrected" and fhir_server.puts == 1  # the analysis's own result never goes there
+    states = {o["id"]: o["valueCodeableConcept"]["coding"][0]["code"] for o in report["contained"]}
+    assert states == {"pneumonia": "82334004", "fracture": "52101004"}  # uncertain; present (the AI's "absent" rejected)
+    assert {o["id"]: o["note"][0]["text"].rsplit(": ", 1)[1] for o in report["contained"]} == {
+        "pneumonia": "modified",
+        "fracture": "rejected",
+    }
 
 
 def test_a_study_level_restriction_shows_and_signs_only_the_reviewers_sites(reviewing):
