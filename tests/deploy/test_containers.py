@@ -19,12 +19,14 @@ from dataclasses import dataclass
 import httpx
 import openai
 import pytest
+from packaging.utils import canonicalize_name
 
 from scripts.containers import base_image, engine, images, wheel_mirror
 from scripts.launcher import config, manifests
 from scripts.launcher.commands import VLLM_SERVER_MODULE, bridge_env, classifier_env, gateway_env, model_server_env
 from scripts.launcher.config import StackConfig
 from services.contract.paths import REPO_ROOT
+from services.contract.version import VERSION
 from tests.conftest import SAMPLES
 from tests.deploy.launch import native_vllm_args, without_deployment_specifics
 from tests.dicom_files import from_jpeg
@@ -195,6 +197,27 @@ def test_each_image_carries_only_its_own_services_dependencies(compose_stack):
     others = ["onnxruntime", "torch", "vllm", "openai", "gateway"]
     bridge = compose_stack.compose("exec", "-T", "bridge", "python", "-c", probe, *others, "pynetdicom", "hl7apy", "hl7")
     assert bridge.strip() == "pynetdicom,hl7apy,hl7"
+
+
+SBOM = "/usr/share/cxr-serve/sbom.cdx.json"  # deploy/image-install.sh
+_DISTRIBUTIONS = (
+    "import importlib.metadata as m, json, sys; "
+    "json.dump([[d.metadata['Name'], d.version] for d in m.distributions()], sys.stdout)"
+)
+
+
+def test_each_image_carries_a_cyclonedx_sbom_of_exactly_what_it_installed(compose_stack):
+    """Written at build time (deploy/image-install.sh): every distribution the running container has, at its version,
+    and cxr-serve, at this version, as the root component; the tool that wrote it is not among them."""
+    for service in [*manifests.SERVICE_NAMES.values(), "gateway", "bridge"]:
+        installed = json.loads(compose_stack.compose("exec", "-T", service, "python", "-c", _DISTRIBUTIONS))
+        sbom = json.loads(compose_stack.compose("exec", "-T", service, "cat", SBOM))
+        assert (sbom["bomFormat"], sbom["specVersion"]) == ("CycloneDX", "1.6"), service
+        root = sbom["metadata"]["component"]
+        assert (root["name"], root["version"], root["type"]) == ("cxr-serve", VERSION, "application"), service
+        listed = {(canonicalize_name(c["name"]), c["version"]) for c in sbom["components"]}
+        assert {*listed, ("cxr-serve", VERSION)} == {(canonicalize_name(n), v) for n, v in installed}, service
+        assert not {name for name, _ in listed if name.startswith("cyclonedx")}, service
 
 
 def test_an_x_ray_sent_to_the_bridges_published_dimse_port_is_analysed_by_the_gateways_container(compose_stack, tmp_path):

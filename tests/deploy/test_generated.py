@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from scripts import lock
 from scripts.launcher import config, manifests
 from scripts.launcher.commands import NO_EGRESS_ENV, classifier_env, gateway_env, service_commands
 from services.contract.paths import REPO_ROOT
@@ -133,26 +134,51 @@ def test_no_model_server_may_call_out_in_any_deployment(profile):
             assert {key: env.get(key) for key in NO_EGRESS_ENV} == NO_EGRESS_ENV, (profile, service)
 
 
-def test_dockerfiles_install_what_pyproject_pins():
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    pins = {
-        re.split(r"[\[=]", req)[0].lower(): req.split("==")[1]
-        for reqs in [project["dependencies"], *project["optional-dependencies"].values()]
-        for req in reqs
-        if "==" in req  # not the self-reference of an extra to another
-    }
+# Each Dockerfile's image installs with deploy/image-install.sh from deploy/requirements/<image>.txt (scripts/lock.py).
+INSTALL = re.compile(r'^RUN sh /tmp/install/image-install\.sh /tmp/install "?([\w$-]+)"?', re.MULTILINE)
+
+
+def _installed_images(dockerfile: Path) -> list[str]:
+    """The requirement files a Dockerfile installs: classifier-$RUNTIME stands for both runtimes."""
+    (image,) = INSTALL.findall(dockerfile.read_text())
+    return [image.replace("$RUNTIME", runtime) for runtime in ("cpu", "gpu")] if "$RUNTIME" in image else [image]
+
+
+def test_dockerfiles_install_their_hashed_requirements_with_the_install_script():
     for dockerfile in DEPLOY.glob("*.Dockerfile"):
         text = dockerfile.read_text()
         assert re.findall(r"^FROM .*", text, re.MULTILINE) == ["FROM ${BASE_IMAGE}"], f"{dockerfile.name}: base from models.yaml"
         assert re.search(r"^USER \$\{UID\}$", text, re.MULTILINE), f"{dockerfile.name} must run as the non-root UID"
-        installs_project = re.search(r'pip install (.*\s)?("\.\[[\w-]+\]"|\.)(\s|;|$)', text, re.MULTILINE)
-        assert installs_project, f"{dockerfile.name} must install the project itself"
-        for package, version in re.findall(r'"?([A-Za-z0-9_.-]+)(?:\[[\w,]+\])?==([\w.+]+)"?', text):
-            assert pins.get(package.lower()) == version, f"{dockerfile.name} pins {package}=={version}; pyproject differs"
-    extras = set(project["optional-dependencies"])
-    for dockerfile in DEPLOY.glob("*.Dockerfile"):
-        for extra in re.findall(r'"\.\[([\w-]+)\]"', dockerfile.read_text()):
-            assert extra in extras, f"{dockerfile.name} installs unknown extra {extra}"
+        assert "pip install" not in text, f"{dockerfile.name}: packages come only from its hashed requirements file"
+        (named,) = INSTALL.findall(text)
+        requirements = f"deploy/requirements/{named.replace('$RUNTIME', '${RUNTIME}')}.txt"
+        assert f"COPY deploy/image-install.sh {requirements} deploy/requirements/sbom.txt /tmp/install/" in text, dockerfile.name
+        assert all(image in lock.IMAGES and lock.requirements_path(image).exists() for image in _installed_images(dockerfile))
+    script = (DEPLOY / "image-install.sh").read_text()
+    assert 'pip install --require-hashes --no-deps -r "$requirements/$image.txt"' in script
+    assert "pip install --no-deps --no-build-isolation ." in script and "pip check" in script  # the project itself
+
+
+def test_each_service_image_installs_only_its_own_extra():
+    """What each extra holds is checked by tests/test_architecture.py; here, that the images install just that."""
+    dockerfiles = ("gateway", "classifier", "bridge", "vllm-cpu")
+    installs = {name: _installed_images(DEPLOY / f"{name}.Dockerfile") for name in dockerfiles}
+    assert installs == {
+        "gateway": ["gateway"],
+        "classifier": ["classifier-cpu", "classifier-gpu"],
+        "bridge": ["bridge"],
+        "vllm-cpu": ["vllm-cpu"],
+    }
+    extras = {image: lock.IMAGES[image][0] for names in installs.values() for image in names}
+    assert extras == {
+        "gateway": "gateway",
+        "classifier-cpu": "classifier",
+        "classifier-gpu": "classifier-gpu",
+        "bridge": "bridge",
+        "vllm-cpu": "cpu",
+    }
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert not [req for req in project["dependencies"] if req.startswith("onnxruntime")]
 
 
 def _of_kind(profile: str, file_name: str, kind: str) -> list[dict]:
@@ -262,17 +288,6 @@ def test_every_container_runs_as_the_non_root_user(profile):
         (deployment,) = _of_kind(profile, f"{name}.yaml", "Deployment")
         security = deployment["spec"]["template"]["spec"]["securityContext"]
         assert security["runAsNonRoot"] and security["runAsUser"] == uid, name
-
-
-def test_each_service_image_installs_only_its_own_extra():
-    """What each extra holds is checked by tests/test_architecture.py; here, that the images install just that."""
-    installs = {
-        name: re.findall(r'pip install "?\.(\[[a-z,-]+\])?"?', (DEPLOY / f"{name}.Dockerfile").read_text())
-        for name in ("gateway", "classifier", "bridge")
-    }
-    assert installs == {"gateway": ["[gateway]"], "classifier": ["[classifier-gpu]", "[classifier]"], "bridge": ["[bridge]"]}
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    assert not [req for req in project["dependencies"] if req.startswith("onnxruntime")]
 
 
 @pytest.mark.parametrize("profile", sorted(manifests.GENERATED_PROFILES))
