@@ -44,7 +44,9 @@ class Gateway:
     reviews: ReviewDesk | None  # the radiologists' review through the bridge, when GATEWAY_REVIEW_URL is set
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:
+    """Async, as every dependency here: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    hand-off per request on the hot path (`python -m scripts.bench_gateway_overhead --profile` showed it)."""
     gateway: Gateway = request.app.state.gateway  # made once in the lifespan
     return gateway
 

@@ -89,8 +89,17 @@ class FhirOptions(GatewayModel):
     imaging_study: str | None = Field(default=None, max_length=200, description="ImagingStudy/<id>")
 
 
+class Addressed(GatewayModel):
+    """What routes a chat request: its `model`, read before anything else. A pass-through's body goes to its
+    model server unchanged and that server validates it (its 400 is relayed with its status); the routes the
+    gateway answers itself validate the body whole (ChatRequest)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1, max_length=256)
+
+
 class ChatRequest(GatewayModel):
-    """A chat request. Pass-through models get the original body unchanged; `cxr-report` reads these fields.
+    """A chat request to a route the gateway answers itself: `cxr-report` reads these fields.
 
     Fields of OpenAI's API that `cxr-report` cannot honour are accepted here only to be
     refused with a 400 naming them (gateway/routes/chat.py), never silently ignored.

@@ -6,12 +6,19 @@ chat completion at once with the same one-token answer (`NullUpstream` below; a 
 in a test of behaviour, and nothing a client could mistake for a model). Side by side in one run:
 
 - sequential: `--requests` requests alternating between the upstream direct and the same request through the
-  gateway (pass-through to the report role), one connection each; added p50 and p99 (the gateway's medians less
-  the direct ones), for plain and for streamed answers (time to the first byte);
+  gateway (pass-through to the report role), one connection each; added p50 and p99 (the gateway's percentiles
+  less the direct ones), for plain answers (time to the last byte) and streamed ones (to the first byte);
 - throughput at 32 and 128 concurrent requests, through the gateway against direct, as a ratio.
 
 The gateway runs on core 0 and the upstream and the client on the other (`taskset`), so the gateway's work is
 what the clock sees. Writes bench/results/gateway_overhead.json and prints each target with its figures.
+
+`--profile` adds a phase of its own after the timed ones (sampling slows what it samples): py-spy samples the
+gateway at 250 Hz for 20 s of sequential pass-through requests, counting only the samples of a thread that
+holds the GIL (Python at work: a thread waiting on a lock or in fsync is not); their shares by package
+(where the innermost frame is) and by the project's own functions (with all they call) go into the JSON and
+the printout; the samples themselves are in logs/bench/gateway-overhead/profile.folded (py-spy's raw format,
+for a flame graph).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,6 +44,7 @@ from scripts.launcher.process import free_port
 from services.contract.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "bench" / "results" / "gateway_overhead.json"
+PROFILE_S, PROFILE_RATE_HZ, PROFILE_TOP = 20, 250, 25
 GATEWAY_CORE, UPSTREAM_CORE = 0, 1
 ANSWER = {
     "id": "null",
@@ -151,7 +161,8 @@ def body(stream: bool) -> dict:
 
 
 def sequential(direct: str, gateway: str, requests: int, stream: bool) -> dict[str, list[float]]:
-    """Seconds to the first byte of each answer (its whole body read after), alternating direct and gateway."""
+    """Seconds per answer, alternating direct and gateway: to its last byte for a plain answer (all a client can
+    use), to its first for a streamed one (when the client sees the answer begin)."""
     seconds: dict[str, list[float]] = {"direct": [], "gateway": []}
     clients = {name: httpx.Client(base_url=url, timeout=30) for name, url in (("direct", direct), ("gateway", gateway))}
     payload = body(stream)
@@ -165,7 +176,7 @@ def sequential(direct: str, gateway: str, requests: int, stream: bool) -> dict[s
             for _ in chunks:
                 pass
         assert response.status_code == 200, response.status_code
-        seconds[name].append(first)
+        seconds[name].append(first if stream else time.perf_counter() - started)
     return seconds
 
 
@@ -196,7 +207,59 @@ def added_ms(seconds: dict[str, list[float]], share: float) -> float:
     return (percentile(seconds["gateway"], share) - percentile(seconds["direct"], share)) * 1000
 
 
-def measure(requests: int, rounds: int) -> dict:
+def _frame(frame: str) -> str:
+    """`function (path:line)` as `function (path)`, the path from the package folder: every line of a function counts as one."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    for root in ("site-packages/", "lib/python3.11/", f"{REPO_ROOT}/"):
+        path = path.split(root, 1)[-1]
+    return f"{name} ({path})"
+
+
+# The modules that start the gateway, under which every request runs: no news in a profile.
+STARTS = ("(gateway/__main__.py)", "(gateway/cli.py)", "(gateway/server.py)")
+
+
+def _package(frame: str) -> str:
+    """The package (or standard-library module) a frame's file belongs to: `starlette`, `gateway`, `asyncio`..."""
+    path = frame.rpartition(" (")[2].removesuffix(")")
+    return path.split("/", 1)[0].removesuffix(".py") if "/" in path or path.endswith(".py") else path
+
+
+def summarise(folded: Path) -> dict[str, list[dict[str, Any]]]:
+    """Where the gateway's busy samples are: by the package of the innermost frame (its own work, `self`), and
+    the project's own functions with everything they call (`inclusive`), largest first."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [_frame(f) for f in stack.split(";") if f]
+        total += int(count)
+        own[_package(frames[-1]) if frames else "(no Python frame)"] += int(count)
+        for frame in {f for f in frames if _package(f) in ("gateway", "services") and not f.endswith(STARTS)}:
+            inclusive[frame] += int(count)
+
+    def ranked(counts: Counter[str]) -> list[dict[str, Any]]:
+        return [{"frame": frame, "share": round(n / total, 3)} for frame, n in counts.most_common(PROFILE_TOP)]
+
+    return {"self_by_package": ranked(own), "inclusive_project_frames": ranked(inclusive)}
+
+
+def profile(pid: int, direct: str, through: str, logs: Path) -> dict[str, list[dict[str, Any]]]:
+    folded = logs / "profile.folded"
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [str(py_spy), "record", "--pid", str(pid), "--duration", str(PROFILE_S), "--rate", str(PROFILE_RATE_HZ)]
+    command += ["--gil", "--format", "raw", "--output", str(folded)]  # the samples that hold the GIL: Python at work
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while spy.poll() is None:
+        sequential(direct, through, 50, stream=False)
+    if spy.returncode != 0:
+        raise RuntimeError(f"py-spy exited {spy.returncode} (it needs ptrace: root, or kernel.yama.ptrace_scope 0)")
+    return summarise(folded)
+
+
+def measure(requests: int, rounds: int, with_profile: bool) -> dict:
     logs = REPO_ROOT / "logs" / "bench" / "gateway-overhead"
     logs.mkdir(parents=True, exist_ok=True)
     upstream_port, gateway_port = free_port(), free_port()
@@ -216,11 +279,12 @@ def measure(requests: int, rounds: int) -> dict:
                 rates.setdefault(f"direct_c{concurrency}", []).append(round(direct_rate, 1))
                 rates.setdefault(f"gateway_c{concurrency}", []).append(round(gateway_rate, 1))
                 ratios[concurrency].append(gateway_rate / direct_rate)
+        sampled = profile(processes[1].pid, direct, through, logs) if with_profile else None
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=30)
-    return {"plain": plain, "streamed": streamed, "ratios": ratios, "rates": rates}
+    return {"plain": plain, "streamed": streamed, "ratios": ratios, "rates": rates, "profile": sampled}
 
 
 def report(raw: dict, requests: int) -> dict:
@@ -245,6 +309,7 @@ def report(raw: dict, requests: int) -> dict:
         "median_ms": medians,
         "rates_per_s": raw["rates"],
         "targets": targets,
+        **({"profile": raw["profile"]} if raw["profile"] is not None else {}),
     }
 
 
@@ -252,16 +317,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests on each side")
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
+    parser.add_argument("--profile", action="store_true", help="then sample the gateway with py-spy (a phase of its own)")
     parser.add_argument("--upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the null upstream's process
     args = parser.parse_args(argv)
     if args.upstream:
         serve_null_upstream(args.upstream)
         return 0
-    result = report(measure(args.requests, args.rounds), args.requests)
+    result = report(measure(args.requests, args.rounds, args.profile), args.requests)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown_table(result))
     print(f"medians (ms): {result['median_ms']}; rates (/s): {result['rates_per_s']}")
+    for kind, entries in result.get("profile", {}).items():
+        print(f"profile, {kind.replace('_', ' ')}:", "; ".join(f"{e['frame']} {e['share']:.1%}" for e in entries))
     return 0
 
 

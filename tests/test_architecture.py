@@ -131,6 +131,50 @@ def test_the_gateways_domain_knows_nothing_of_http(path: Path) -> None:
 # What a service's image installs is the project's base dependencies and that service's extra (its
 # Dockerfile: `pip install ".[<extra>]"`). Every third-party module a service imports must come from
 # those (or what they depend on), and the worker's must not reach the gateway's clients.
+def _functions(tree: ast.Module) -> dict[str, bool]:
+    """Each function a module defines, at any depth, by name: whether it is `async def`."""
+    found: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found[node.name] = isinstance(node, ast.AsyncFunctionDef)
+    return found
+
+
+def _sync_dependencies(path: Path) -> list[str]:
+    """The functions given to FastAPI's Depends() in `path` that are plain `def` (here or where imported from)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    defined = _functions(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PROJECT_ROOTS:
+            origin = REPO_ROOT.joinpath(*node.module.split(".")).with_suffix(".py")
+            if origin.exists():
+                theirs = _functions(ast.parse(origin.read_text()))
+                defined.update({alias.asname or alias.name: theirs[alias.name] for alias in node.names if alias.name in theirs})
+    named = [
+        node.args[0].id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Depends" and node.args
+        if isinstance(node.args[0], ast.Name)
+    ]
+    return [name for name in named if not defined.get(name, True)]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_fastapi_dependency_is_async(path: Path) -> None:
+    """FastAPI runs a plain `def` dependency in its thread pool: a thread hand-off on every request it serves."""
+    assert _sync_dependencies(path) == []
+
+
+def test_the_dependency_check_catches_a_plain_def(tmp_path: Path) -> None:
+    module = REPO_ROOT / "gateway" / "dependencies.py"
+    assert _sync_dependencies(module) == []
+    source = module.read_text().replace("async def _gateway(", "def _gateway(")
+    assert source != module.read_text()
+    copy = tmp_path / "dependencies.py"
+    copy.write_text(source)
+    assert _sync_dependencies(copy) == ["_gateway"]
+
+
 SERVICE_EXTRAS = {"services.classifier": "classifier", "gateway": "gateway", "services.bridge": "bridge"}
 GATEWAY_ONLY = {"openai", "httpx2", "fhir-resources", "pyyaml"}
 # What a module needs without importing it: Starlette's MultiPartParser works only with python-multipart installed.

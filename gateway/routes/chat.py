@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.background import BackgroundTask
 
 from gateway import fhir
@@ -26,22 +26,23 @@ from gateway.images import load_xray
 from gateway.openapi import CHAT_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline.events import Accepted, Completed
 from gateway.pipeline.stages import PipelineRequest
-from gateway.protocol import AssistantMessage, ChatCompletion, ChatRequest, Choice
+from gateway.protocol import Addressed, AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
 from gateway.routes.streaming import completion, encode_stream, relayed_events, whole_answer_events
 from services.contract.roles import Role
 from services.contract.validation import describe, first_problem
 
 router = APIRouter()
+Parsed = TypeVar("Parsed", bound=BaseModel)
 
 # Top-level fields `cxr-report` takes besides the ones ChatRequest names: `user` (OpenAI's end-user id)
 # is accepted and never forwarded or logged. Anything else is refused rather than silently ignored.
 _ACCEPTED_EXTRA = frozenset({"user"})
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
+def parse_body(shape: type[Parsed], body: bytes) -> Parsed:
     try:
-        return ChatRequest.model_validate_json(body)
+        return shape.model_validate_json(body)
     except ValidationError as error:
         param, _ = first_problem(error)
         raise InvalidRequest(f"invalid request: {describe(error, 'body')}", param=param) from None
@@ -93,16 +94,17 @@ def report_options(chat: ChatRequest, limit: int) -> Sampling:
 async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     """OpenAI Chat Completions. `cxr-report` runs the X-ray pipeline; other models are listed by GET /v1/models."""
     body = await request.body()
-    chat = parse_chat_request(body)
-    route = gateway.catalog.route(chat.model)
-    request.state.model = chat.model if route else "unknown"
+    model = parse_body(Addressed, body).model
+    route = gateway.catalog.route(model)
+    request.state.model = model if route else "unknown"
     if route is None:
         known = ", ".join(gateway.catalog.routes)
-        raise ModelNotFound(f"model {chat.model!r} does not exist; available: {known}", param="model")
-    permit(request, route.permission, chat.model)
-    request.state.audit = AuditNote(models=audited(gateway.catalog.served(chat.model, route)))
+        raise ModelNotFound(f"model {model!r} does not exist; available: {known}", param="model")
+    permit(request, route.permission, model)
+    request.state.audit = AuditNote(models=audited(gateway.catalog.served(model, route)))
     if route is Route.PASSTHROUGH:
-        return await _pass_through(gateway, gateway.chat_backends[chat.model], body)
+        return await _pass_through(gateway, gateway.chat_backends[model], body)
+    chat = parse_body(ChatRequest, body)
     refuse_unsupported(chat, route)
     if route is Route.CLASSIFIER:
         answer = await unless_disconnected(request, _classify(gateway, chat))
@@ -117,18 +119,22 @@ def _include_usage(chat: ChatRequest) -> bool:
 
 
 async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes) -> Response:
-    """The client's request to its model, the answer's bytes back; the slot is held until the body is relayed."""
+    """The client's request to its model, unchanged, and the answer back: a stream relayed event by event with
+    the slot held until it ends; a whole answer read first, so that a backend failing half-way through is a
+    503 naming it, never a cut 200."""
     admitted = gateway.admission.admit(backend.name)
     try:
         relayed = await backend.relay(body, "application/json")
+        if not relayed.content_type.startswith("text/event-stream"):
+            whole = b"".join([chunk async for chunk in relayed.body])
+            admitted.release()
+            return Response(whole, status_code=relayed.status, media_type=relayed.content_type)
     except BaseException:
         admitted.release()
         raise
-    streamed = relayed.content_type.startswith("text/event-stream")
-    content = relayed_events(relayed.body) if streamed else relayed.body  # a dying stream still ends properly
     # The background release covers a body never iterated (the client left before the first byte).
     return StreamingResponse(
-        admitted.holding(content),
+        admitted.holding(relayed_events(relayed.body)),  # a dying stream still ends properly
         status_code=relayed.status,
         media_type=relayed.content_type,
         background=BackgroundTask(admitted.release),

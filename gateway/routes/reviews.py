@@ -34,7 +34,7 @@ router = APIRouter(tags=["review"], responses=ERROR_RESPONSES)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _desk(request: Request, gateway: GatewayDep) -> ReviewDesk:
+async def _desk(request: Request, gateway: GatewayDep) -> ReviewDesk:
     permit(request, Permission.REVIEW)
     request.state.audit = AuditNote(models=[], study_uid=request.path_params.get("study"))
     if gateway.reviews is None:
@@ -56,7 +56,7 @@ def _reviewer(request: Request, organization: str) -> ReviewerIdentity:
         raise InvalidRequest("the login's name or user name cannot sign a DICOM SR (at most 64 characters, no \\ or =)") from None
 
 
-def _sites(request: Request) -> frozenset[str] | None:
+async def _sites(request: Request) -> frozenset[str] | None:
     return caller_of(request).sites
 
 

@@ -1,4 +1,8 @@
-"""What routes get injected: the service made once in the lifespan, its metrics, the body, the addressed model."""
+"""What routes get injected: the service made once in the lifespan, its metrics, the body, the addressed model.
+
+Every dependency is `async def`: FastAPI runs a plain `def` one in its thread pool, a thread hand-off per
+request (tests/test_architecture.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,17 @@ from services.classifier.service import ClassifierService
 from services.classifier.settings import ClassifierSettings
 
 
-def _service(request: Request) -> ClassifierService:
+async def _service(request: Request) -> ClassifierService:
     service: ClassifierService = request.app.state.service  # made once in the lifespan
     return service
 
 
-def _metrics(request: Request) -> WorkerMetrics:
+async def _metrics(request: Request) -> WorkerMetrics:
     metrics: WorkerMetrics = request.app.state.metrics
     return metrics
 
 
-def _settings(request: Request) -> ClassifierSettings:
+async def _settings(request: Request) -> ClassifierSettings:
     settings: ClassifierSettings = request.app.state.settings
     return settings
 
@@ -32,7 +36,7 @@ Metrics = Annotated[WorkerMetrics, Depends(_metrics)]
 Settings = Annotated[ClassifierSettings, Depends(_settings)]
 
 
-def _known_model(name: str, service: Service) -> ClassifierService:
+async def _known_model(name: str, service: Service) -> ClassifierService:
     if name != service.name:
         raise UnknownModel(f"unknown model {name!r}; this worker serves {service.name!r}")
     return service
@@ -41,7 +45,7 @@ def _known_model(name: str, service: Service) -> ClassifierService:
 KnownModel = Annotated[ClassifierService, Depends(_known_model)]
 
 
-def known_version(version: str, service: KnownModel) -> None:
+async def known_version(version: str, service: KnownModel) -> None:
     """For the protocol's `/versions/{version}/` routes: the one version this worker serves."""
     if version != service.model.metadata.version:
         raise UnknownModel(f"model {service.name!r} has no version {version!r}; it serves {service.model.metadata.version!r}")

@@ -88,7 +88,7 @@ async def _pacs(call: Callable[..., Any], *args: Any) -> Any:
         raise HTTPException(503, f"PACS unavailable: {error}") from None
 
 
-def _sites(sites: Annotated[str | None, Header(alias=SITES_HEADER)] = None) -> frozenset[str] | None:
+async def _sites(sites: Annotated[str | None, Header(alias=SITES_HEADER)] = None) -> frozenset[str] | None:
     """The reviewer's sites, when the gateway restricts the review; a malformed value is refused, never ignored."""
     if sites is None:
         return None
@@ -105,7 +105,7 @@ Sites = Annotated[frozenset[str] | None, Depends(_sites)]
 
 
 def router(reviews: Reviews, token: str, policy: DicomPolicy, on_signed: OnSigned) -> APIRouter:
-    def authorised(authorization: Annotated[str, Header()] = "") -> None:
+    async def authorised(authorization: Annotated[str, Header()] = "") -> None:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise HTTPException(401, "the review API needs the bridge's review token")
