@@ -6,11 +6,21 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import SAMPLES
 from tests.gateway.ui.conftest import UiPage
+
+# Clicks the provider's consent button, unless this document is the gateway's page; returns the URL it clicked on.
+CONSENT = """
+if (location.host === arguments[0] || document.getElementsByName("login").length) return null;
+const button = document.querySelector("button[type=submit]");
+if (!button) return null;
+button.click();
+return location.href;
+"""
 
 
 def sign_in(page: UiPage, login: str) -> None:
@@ -29,19 +39,23 @@ def sign_in(page: UiPage, login: str) -> None:
         if urlsplit(driver.current_url).netloc != urlsplit(page.base_url).netloc:
             # A consent step, if any: clicked once. Never the login form's own button again while the
             # browser is still leaving it (a loaded machine): a second login submission ends the provider's
-            # interaction, and the browser on its error page.
-            if driver.find_elements(By.NAME, "login") or driver.current_url in consented:
-                return False
-            buttons = driver.find_elements(By.CSS_SELECTOR, "button[type=submit]")
-            if buttons:
-                consented.add(driver.current_url)
-                buttons[0].click()
+            # interaction, and the browser on its error page. The checks and the click run as one script in one
+            # document: done apart, the browser could reach the gateway's page between them and the click land
+            # on its "Analyse" (with no X-ray chosen: seen in CI, the page then never idle).
+            if driver.current_url not in consented:
+                clicked = driver.execute_script(CONSENT, urlsplit(page.base_url).netloc)
+                if clicked:
+                    consented.add(clicked)
             return False
         return urlsplit(driver.current_url).path == "/ui" and page.state() == "idle"
 
-    WebDriverWait(page.driver, 90, poll_frequency=0.5).until(
-        back_on_the_page, f"never back on the page after the login of {login!r}"
-    )
+    try:
+        WebDriverWait(page.driver, 90, poll_frequency=0.5).until(back_on_the_page, "")
+    except TimeoutException:
+        where = page.driver.current_url
+        shown = page.driver.find_element(By.TAG_NAME, "body").text[:500]
+        state = page.driver.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+        raise AssertionError(f"never back on the page after the login of {login!r}: at {where} ({state!r}): {shown!r}") from None
 
 
 def test_a_radiologist_signs_in_analyses_as_themselves_and_signs_out(browser, openid):
