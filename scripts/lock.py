@@ -13,10 +13,9 @@ profile, and records each file's URL and sha256; `pip install -r` verifies them.
 out: set-up installs it editable, without dependencies. Each lock records the hash of the dependency tables
 it was made from (`[tool.cxr-serve] inputs`), so a pin changed in pyproject.toml fails `make test` until
 `make lock` is run, which keeps every version a lock holds except those pyproject.toml pins, so a lock moves
-only where pyproject.toml moved. The CPU build of torch is not
-on PyPI: its URL is that of the local wheel folder pip is configured with (`pip config get global.find-links`),
-where set-up finds it; the GPU lock is resolved without that folder, so it can never take the CPU wheel for
-vLLM's CUDA one.
+only where pyproject.toml moved. The CPU build of torch is not on PyPI: its URL is that of the local wheel
+folder pip is configured with (`pip config get global.find-links`), where set-up finds it; the GPU lock is
+resolved without that folder, so it can never take the CPU wheel for vLLM's CUDA one.
 
 Each image installs from a hashed requirements file of its own, deploy/requirements/<image>.txt, made by the same
 command: the image's extras resolved within its environment's lock (the same versions, the same files, so the

@@ -121,7 +121,7 @@ def _include_usage(chat: ChatRequest) -> bool:
 async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes) -> Response:
     """The client's request to its model, unchanged, and the answer back: a stream relayed event by event with
     the slot held until it ends; a whole answer read first, so that a backend failing half-way through is a
-    503 naming it, never a cut 200."""
+    502/503 naming it, never a cut 200."""
     admitted = gateway.admission.admit(backend.name)
     try:
         relayed = await backend.relay(body, "application/json")
