@@ -109,7 +109,7 @@ async def build_gateway(settings: GatewaySettings, stack: AsyncExitStack) -> Gat
         role: await stack.enter_async_context(_http_client(role, b, s.connect_timeout_s, s.backend_ca_file))
         for role, b in backends.items()
     }
-    limits = {role: ConcurrencyLimit(role, b.max_concurrency) for role, b in backends.items()}
+    limits = {role: ConcurrencyLimit(role, b.max_concurrency, s.stat_reserved_share) for role, b in backends.items()}
     for role, limit in limits.items():
         metrics.watch_in_flight(role, limit)
     pool = stack.enter_context(ThreadPoolExecutor(4, thread_name_prefix="gateway-preprocess"))

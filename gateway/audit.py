@@ -114,6 +114,7 @@ class AuditNote:
     study_uid: str | None = None
     outcome: str | None = None
     failed_stages: list[str] = field(default_factory=list)  # for the log line of a partial result
+    priority: str | None = None  # for the log line: stat or routine, once the route has read it
     review: ReviewNote | None = None  # a sign-off (gateway/routes/reviews.py)
 
 

@@ -150,8 +150,9 @@ class TooManyRequests(GatewayError):
 class BackendSaturated(TooManyRequests):
     code = "backend_saturated"
 
-    def __init__(self, backend: str, limit: int, retry_after_s: int) -> None:
-        super().__init__(f"{backend} backend is at its concurrency limit ({limit} in flight)", retry_after_s)
+    def __init__(self, backend: str, in_flight: int, retry_after_s: int, kept_for_stat: int = 0) -> None:
+        kept = f"; {kept_for_stat} more kept for STAT requests" if kept_for_stat else ""
+        super().__init__(f"{backend} backend is at its concurrency limit ({in_flight} in flight{kept})", retry_after_s)
         self.backend = backend
 
 

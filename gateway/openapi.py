@@ -37,6 +37,7 @@ ANALYZE_REQUEST_BODY: dict[str, Any] = {
                         "file": {"type": "string", "format": "binary", "description": "the chest X-ray, JPEG or PNG"},
                         "language": {"type": "string", "enum": ["en", "zh"]},
                         "indication": {"type": "string", "maxLength": 2000, "description": "clinical indication"},
+                        "priority": {"type": "string", "enum": ["stat", "routine"], "description": "STAT is served first"},
                         "subject": {"type": "string", "description": "FHIR output: Patient/<id> or Group/<id>"},
                         "encounter": {"type": "string", "description": "FHIR output: Encounter/<id>"},
                         "imaging_study": {"type": "string", "description": "FHIR output: ImagingStudy/<id>"},

@@ -96,6 +96,8 @@ class Addressed(GatewayModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, max_length=256)
+    metadata: dict[str, Any] | None = None  # its `priority` (stat | routine) is read: admission, and the engine's
+    priority: Any = None  # vLLM's own scheduling field, which only the gateway sets (from metadata.priority)
 
 
 class ChatRequest(GatewayModel):
@@ -111,7 +113,8 @@ class ChatRequest(GatewayModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     language: Language | None = None  # sent by the SDK through extra_body
-    metadata: dict[str, str] | None = None  # or metadata={"language": "zh"}
+    # metadata={"language": "zh"} names the language; {"priority": "stat"} makes it a STAT read (default routine).
+    metadata: dict[str, str] | None = None
     response_format: ResponseFormat | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)

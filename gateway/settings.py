@@ -204,6 +204,11 @@ class GatewaySettings(BaseSettings, InputLimits, ServingSettings, LogSettings): 
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     api_keys_file: Path | None = None
 
+    # The share of each backend's slots (_MAX_CONCURRENCY) kept for STAT requests, rounded up, one slot always
+    # left for routine work (gateway/admission.py): routine requests are refused (429) beyond the rest. A quarter:
+    # the 64 slots of the cpu profile keep 16, more STAT reads at once than a department's emergency rooms send.
+    stat_reserved_share: float = Field(default=0.25, ge=0, lt=1)
+
     default_language: Language = "en"  # the language of reports and pages when a request names none (en, zh)
     connect_timeout_s: float = Field(default=5.0, gt=0)  # to open a connection to a backend
     # Circuit breaker per backend (gateway/backends/health.py): open after this many backend faults in a

@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.protocol import FinishReason, Usage
+from services.contract.priority import Priority
+
+# vLLM's `priority` (served with --scheduling-policy priority, as every profile in deploy/models.yaml is): lower
+# is scheduled first, 0 is its default. Only a STAT call carries the field, so that a routine call is the same
+# request to any OpenAI-compatible server, and a vLLM started without that policy refuses only STAT calls.
+ENGINE_PRIORITY = {Priority.STAT: -1}
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,20 @@ class ChatCall:
     messages: list[dict[str, Any]]
     sampling: Sampling
     response_format: dict[str, Any] | None = None  # vLLM's structured output: {"type": "json_schema", ...}
+    priority: Priority = Priority.ROUTINE
 
     def body(self) -> dict[str, Any]:
+        """The request body as posted to the backend."""
+        return {**self.arguments(), **self.engine_fields()}
+
+    def arguments(self) -> dict[str, Any]:
+        """OpenAI's own parameters: what the `openai` SDK's create takes by name."""
         body = {"model": self.model, "messages": self.messages, **self.sampling.body()}
         return body if self.response_format is None else {**body, "response_format": self.response_format}
+
+    def engine_fields(self) -> dict[str, Any]:
+        """The engine's own fields, which the SDK sends as its `extra_body`."""
+        return {"priority": ENGINE_PRIORITY[self.priority]} if self.priority in ENGINE_PRIORITY else {}
 
 
 @dataclass(frozen=True)

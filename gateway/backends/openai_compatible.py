@@ -142,7 +142,8 @@ class ChatBackend:
 
     async def complete(self, call: ChatCall) -> ChatAnswer:
         with self._failures.translate():
-            completion = await self._sdk.chat.completions.create(**call.body(), stream=False)
+            arguments, extra = call.arguments(), call.engine_fields()
+            completion = await self._sdk.chat.completions.create(**arguments, extra_body=extra, stream=False)
             if not completion.choices:
                 raise BackendFailed(self.name, "answer has no choices")
         choice = completion.choices[0]
@@ -151,7 +152,9 @@ class ChatBackend:
     async def stream(self, call: ChatCall) -> AsyncIterator[StreamPiece]:
         """The answer as the backend generates it; closing this generator closes the connection (vLLM aborts)."""
         with self._failures.translate():
-            chunks = await self._sdk.chat.completions.create(**call.body(), stream=True, stream_options={"include_usage": True})
+            chunks = await self._sdk.chat.completions.create(
+                **call.arguments(), extra_body=call.engine_fields(), stream=True, stream_options={"include_usage": True}
+            )
             async with chunks:
                 async for chunk in chunks:
                     yield _piece(chunk)

@@ -15,12 +15,13 @@ from gateway.clinical.abstention import FindingAssessment
 from gateway.clinical.content import ClinicalContent, Language
 from gateway.clinical.structured import REPORT_STATUS
 from services.contract.classification import Classification
+from services.contract.priority import Priority
 
 
-def fracture_call(model: str, prompt: str, image_uri: str, sampling: Sampling) -> ChatCall:
+def fracture_call(model: str, prompt: str, image_uri: str, sampling: Sampling, priority: Priority = Priority.ROUTINE) -> ChatCall:
     """What ChexFract gets: the image, then the fracture question from prompts/fracture.en.md."""
     content = [{"type": "image_url", "image_url": {"url": image_uri}}, {"type": "text", "text": prompt}]
-    return ChatCall(model, [{"role": "user", "content": content}], sampling)
+    return ChatCall(model, [{"role": "user", "content": content}], sampling, priority=priority)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ReportFacts:
     risk_text: str
     indication: str
     assessed: list[FindingAssessment]
+    priority: Priority = Priority.ROUTINE
 
 
 def report_call(model: str, clinical: ClinicalContent, facts: ReportFacts, sampling: Sampling) -> ChatCall:
@@ -55,4 +57,4 @@ def report_call(model: str, clinical: ClinicalContent, facts: ReportFacts, sampl
         ),
     )
     schema = structured.response_format(structured.expected(facts.assessed))
-    return ChatCall(model, [{"role": "user", "content": prompt}], sampling, schema)
+    return ChatCall(model, [{"role": "user", "content": prompt}], sampling, schema, facts.priority)

@@ -34,6 +34,7 @@ from gateway.protocol import (
     Usage,
 )
 from gateway.provenance import EngineVersions, provenance
+from services.contract.priority import Priority
 from services.contract.roles import Role
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class PipelineRequest:
     language: Language
     # What the client set for the report model; the rest is the role's default.
     report: Sampling = field(default_factory=Sampling)
+    priority: Priority = Priority.ROUTINE  # STAT: the slots kept for it, and first in each engine's queue
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class Pipeline:
         self.tracer = tracer
 
     async def events(self, request: PipelineRequest) -> AsyncIterator[PipelineEvent]:
-        with self.admission.admit(Role.CLASSIFIER, Role.FRACTURE, Role.REPORT):  # before any work, all or none
+        roles = (Role.CLASSIFIER, Role.FRACTURE, Role.REPORT)
+        with self.admission.admit(*roles, priority=request.priority):  # before any work, all or none
             run = self._run(request, await request.image())
             await self._check_indication(run.xray.text)
             yield Accepted()
@@ -264,12 +267,14 @@ class Pipeline:
         assessment = rules.assess(self.clinical, facts, language)
         return Findings(classification=classification, fracture=fracture, assessment=assessment, assessed=assessed)
 
-    def fracture_call(self, xray: XrayInput) -> ChatCall:
-        return fracture_call(self.fracture.model, self.clinical.fracture_prompt, data_uri(xray), self.config.fracture)
+    def _fracture_call(self, xray: XrayInput, priority: Priority) -> ChatCall:
+        prompt = self.clinical.fracture_prompt
+        return fracture_call(self.fracture.model, prompt, data_uri(xray), self.config.fracture, priority)
 
     async def _fracture(self, run: _Run) -> FractureResult | None:
         try:
-            describe = self._before_deadline(run, Role.FRACTURE, lambda: self.fracture.complete(self.fracture_call(run.xray)))
+            call = self._fracture_call(run.xray, run.request.priority)
+            describe = self._before_deadline(run, Role.FRACTURE, lambda: self.fracture.complete(call))
             answer = await run.clock.run(Role.FRACTURE, describe)
         except GatewayError as error:
             run.failed(Role.FRACTURE, error)
@@ -290,6 +295,7 @@ class Pipeline:
             risk_text=findings.assessment.risk_level.text,
             indication=run.xray.text.strip(),
             assessed=findings.assessed,
+            priority=request.priority,
         )
         return report_call(self.report.model, self.clinical, facts, sampling)
 

@@ -1,4 +1,5 @@
-"""POST /v1/analyze: the seeds' upload form (multipart `file`, optional `language`, `indication`), JSON or FHIR."""
+"""POST /v1/analyze: the seeds' upload form (multipart `file`, optional `language`, `indication`, `priority`),
+JSON or FHIR."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from gateway.openapi import ANALYZE_REQUEST_BODY, ERROR_RESPONSES
 from gateway.pipeline.stages import PipelineRequest
 from gateway.protocol import AnalyzeResponse
 from gateway.routes.cancellation import unless_disconnected
-from gateway.routes.chat import check_language
+from gateway.routes.chat import check_language, check_priority
 from services.contract.asgi import parse_form
 
 router = APIRouter()
-FORM_FIELDS = ("file", "language", "indication", "subject", "encounter", "imaging_study")
+FORM_FIELDS = ("file", "language", "indication", "priority", "subject", "encounter", "imaging_study")
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -57,13 +58,16 @@ async def analyze(request: Request, gateway: GatewayDep) -> Response:
     if upload is None or isinstance(upload, str):
         raise ImageRejected("multipart body has no file field named 'file'", param="file")
     language = check_language(_text_field(form, "language"), gateway.settings.default_language)
+    priority = check_priority(_text_field(form, "priority"), "priority")
+    note.priority = priority.value
     subject = fhir.Subject.checked(*(_text_field(form, name) for name in ("subject", "encounter", "imaging_study")))
     image, indication = await upload.read(), _text_field(form, "indication") or ""  # its length: the pipeline's check
 
     async def load() -> XrayInput:  # called by the pipeline once the request holds its backend slots
         return dataclasses.replace(await load_upload(image, gateway.image_policy), text=indication)
 
-    done = await unless_disconnected(request, gateway.pipeline.collect(PipelineRequest(image=load, language=language)))
+    run = PipelineRequest(image=load, language=language, priority=priority)
+    done = await unless_disconnected(request, gateway.pipeline.collect(run))
     note.outcome = done.result.status
     note.failed_stages = [warning.stage for warning in done.result.warnings]
     note.study_uid = done.result.source.study_instance_uid if done.result.source is not None else None

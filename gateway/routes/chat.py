@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 
 from gateway import fhir
 from gateway.audit import AuditNote
-from gateway.backends.calls import Sampling
+from gateway.backends.calls import ENGINE_PRIORITY, Sampling
 from gateway.backends.openai_compatible import ChatBackend
 from gateway.catalog import Route, audited
 from gateway.clinical.content import LANGUAGES, Language
@@ -29,6 +29,7 @@ from gateway.pipeline.stages import PipelineRequest
 from gateway.protocol import Addressed, AssistantMessage, ChatCompletion, ChatRequest, Choice
 from gateway.routes.cancellation import unless_disconnected
 from gateway.routes.streaming import completion, encode_stream, relayed_events, whole_answer_events
+from services.contract.priority import Priority
 from services.contract.roles import Role
 from services.contract.validation import describe, first_problem
 
@@ -46,6 +47,14 @@ def parse_body(shape: type[Parsed], body: bytes) -> Parsed:
     except ValidationError as error:
         param, _ = first_problem(error)
         raise InvalidRequest(f"invalid request: {describe(error, 'body')}", param=param) from None
+
+
+def check_priority(requested: object, param: str) -> Priority:
+    """STAT or routine (the default), as the caller wrote it; anything else is a 400 naming the field."""
+    priority = Priority.named(requested) if requested is None or isinstance(requested, str) else None
+    if priority is None:
+        raise InvalidRequest(f"{param} must be one of {', '.join(Priority)}", param=param)
+    return priority
 
 
 def check_language(requested: str | None, default: Language) -> Language:
@@ -94,7 +103,8 @@ def report_options(chat: ChatRequest, limit: int) -> Sampling:
 async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     """OpenAI Chat Completions. `cxr-report` runs the X-ray pipeline; other models are listed by GET /v1/models."""
     body = await request.body()
-    model = parse_body(Addressed, body).model
+    addressed = parse_body(Addressed, body)
+    model = addressed.model
     route = gateway.catalog.route(model)
     request.state.model = model if route else "unknown"
     if route is None:
@@ -102,27 +112,39 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
         raise ModelNotFound(f"model {model!r} does not exist; available: {known}", param="model")
     permit(request, route.permission, model)
     request.state.audit = AuditNote(models=audited(gateway.catalog.served(model, route)))
+    priority = check_priority((addressed.metadata or {}).get("priority"), "metadata.priority")
+    request.state.audit.priority = priority.value
     if route is Route.PASSTHROUGH:
-        return await _pass_through(gateway, gateway.chat_backends[model], body)
+        relayed = _with_engine_priority(addressed, body, priority)
+        return await _pass_through(gateway, gateway.chat_backends[model], relayed, priority)
     chat = parse_body(ChatRequest, body)
     refuse_unsupported(chat, route)
     if route is Route.CLASSIFIER:
-        answer = await unless_disconnected(request, _classify(gateway, chat))
+        answer = await unless_disconnected(request, _classify(gateway, chat, priority))
         if chat.stream:  # the answer exists whole before the first byte: a failure keeps its status
             return StreamingResponse(whole_answer_events(answer, _include_usage(chat)), media_type="text/event-stream")
         return JSONResponse(answer.model_dump())
-    return await _pipeline(request, gateway, chat)
+    return await _pipeline(request, gateway, chat, priority)
 
 
 def _include_usage(chat: ChatRequest) -> bool:
     return chat.stream_options is not None and chat.stream_options.include_usage
 
 
-async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes) -> Response:
+def _with_engine_priority(addressed: Addressed, body: bytes, priority: Priority) -> bytes:
+    """A pass-through body as the client wrote it, but for a STAT one's engine priority (gateway/backends/calls.py).
+    The engine's own `priority` field is the gateway's to set: a client's would let routine work overtake STAT."""
+    if "priority" in addressed.model_fields_set:
+        raise InvalidRequest("priority is the gateway's to set: send metadata.priority (stat | routine)", param="priority")
+    fields = ENGINE_PRIORITY.get(priority)
+    return body if fields is None else json.dumps({**json.loads(body), "priority": fields}).encode()
+
+
+async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes, priority: Priority) -> Response:
     """The client's request to its model, unchanged, and the answer back: a stream relayed event by event with
     the slot held until it ends; a whole answer read first, so that a backend failing half-way through is a
     502/503 naming it, never a cut 200."""
-    admitted = gateway.admission.admit(backend.name)
+    admitted = gateway.admission.admit(backend.name, priority=priority)
     try:
         relayed = await backend.relay(body, "application/json")
         if not relayed.content_type.startswith("text/event-stream"):
@@ -141,21 +163,22 @@ async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes) -> 
     )
 
 
-async def _classify(gateway: Gateway, chat: ChatRequest) -> ChatCompletion:
+async def _classify(gateway: Gateway, chat: ChatRequest, priority: Priority) -> ChatCompletion:
     xray = await load_xray(chat, gateway.image_policy)
-    with gateway.admission.admit(Role.CLASSIFIER):
+    with gateway.admission.admit(Role.CLASSIFIER, priority=priority):
         result = await gateway.classifier.classify(xray.image, xray.pixels)
     content = json.dumps({**result.model_dump(), "model": gateway.catalog.models[Role.CLASSIFIER].model_dump()})
     return ChatCompletion(model=chat.model, choices=[Choice(message=AssistantMessage(content=content))])
 
 
-async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest) -> Response:
+async def _pipeline(request: Request, gateway: Gateway, chat: ChatRequest, priority: Priority) -> Response:
     requested = chat.language or (chat.metadata or {}).get("language")
     language = check_language(requested, gateway.settings.default_language)
     options = report_options(chat, gateway.settings.report.max_tokens_limit)
     subject = fhir.Subject.checked(**chat.fhir.model_dump()) if chat.fhir is not None else None
     # The image is decoded only once the request holds its backend slots (the pipeline calls the loader).
-    run = PipelineRequest(image=functools.partial(load_xray, chat, gateway.image_policy), language=language, report=options)
+    image = functools.partial(load_xray, chat, gateway.image_policy)
+    run = PipelineRequest(image=image, language=language, report=options, priority=priority)
     note: AuditNote = request.state.audit
 
     def finished(done: Completed) -> dict[str, Any] | None:

@@ -30,10 +30,16 @@ def observe(scope: Scope, exchange: Exchange) -> None:
 
 
 def _outcome(note: AuditNote | None) -> dict[str, Any]:
-    """A pipeline answer's outcome for the log line: complete or partial, and the stages that failed."""
-    if note is None or note.outcome is None:
+    """What the route noted for the log line: the priority it read, and a pipeline answer's outcome (complete or
+    partial) with the stages that failed."""
+    if note is None:
         return {}
-    return {"outcome": note.outcome, "failed_stages": note.failed_stages} if note.failed_stages else {"outcome": note.outcome}
+    noted = {"priority": note.priority} if note.priority else {}
+    if note.outcome is None:
+        return noted
+    if note.failed_stages:
+        return {**noted, "outcome": note.outcome, "failed_stages": note.failed_stages}
+    return {**noted, "outcome": note.outcome}
 
 
 AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})

@@ -21,9 +21,14 @@ from scripts.launcher import config
 from scripts.loadtest import percentiles
 from services.contract.classification import Classification
 from services.contract.paths import REPO_ROOT
+from services.contract.priority import Priority
 from services.contract.roles import Role
 
 Call = Callable[[], Awaitable[object]]
+
+
+class Refused(RuntimeError):
+    """A 429: admission turned the request away."""
 
 
 def images() -> list[bytes]:
@@ -90,6 +95,8 @@ class Backends:
 
     async def post(self, url: str, **kwargs) -> dict:
         response = await self.client.post(url, **kwargs)
+        if response.status_code == 429:
+            raise Refused(url)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {response.status_code}")
         return response.json()
@@ -127,9 +134,9 @@ class Backends:
         before would be read from vLLM's prefix cache, which real traffic (a new patient each time) never is."""
         return f"Benchmark request {next(self._numbers)}."
 
-    async def pipeline(self, image: bytes) -> dict:
+    async def pipeline(self, image: bytes, priority: Priority = Priority.ROUTINE) -> dict:
         content = [{"type": "image_url", "image_url": {"url": uri(image)}}, {"type": "text", "text": self.indication()}]
-        body = {"model": "cxr-report", "messages": [{"role": "user", "content": content}]}
+        body = {"model": "cxr-report", "messages": [{"role": "user", "content": content}], "metadata": {"priority": priority}}
         return (await self.post(f"{self.gateway}/v1/chat/completions", json=body))["cxr"]
 
     async def chat(self, base: str, index: int, max_tokens: int) -> dict:

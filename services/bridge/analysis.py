@@ -54,8 +54,9 @@ class Analyzer:
     async def _analyse(self, item: Received) -> None:
         started = time.perf_counter()
         outcome = await self._call(item)
-        fields = {"sop_instance_uid": item.sop_instance_uid, "outcome": outcome, "attempt": item.attempts + 1}
-        log.info("analysis", extra={"fields": {**fields, "ms": round((time.perf_counter() - started) * 1000, 1)}})
+        fields: dict[str, object] = {"sop_instance_uid": item.sop_instance_uid, "priority": item.priority.value}
+        fields |= {"outcome": outcome, "attempt": item.attempts + 1, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        log.info("analysis", extra={"fields": fields})
         self._counted.labels(outcome).inc()
         if outcome == "analysed":
             self._analysed()
@@ -64,7 +65,8 @@ class Analyzer:
         data = await asyncio.to_thread(self._spool.read, item.file)
         files = {"file": ("instance.dcm", data, "application/dicom")}
         try:
-            response = await self._gateway.post("/v1/analyze", files=files, data={"language": self._settings.language})
+            form = {"language": self._settings.language, "priority": item.priority.value}
+            response = await self._gateway.post("/v1/analyze", files=files, data=form)
         except httpx.HTTPError as error:
             return await self._retry(item, f"gateway unreachable ({type(error).__name__})")
         if response.status_code in _ALWAYS_REFUSED:

@@ -23,6 +23,14 @@ class Database:
         self._db.executescript(schema)
         self._lock = threading.Lock()  # the SCP's association threads and the event loop share one connection
 
+    def add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Columns a table made by an earlier release lacks, added (existing rows take each one's default)."""
+        with self.transaction() as db:
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for name, definition in columns.items():
+                if name not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
     def close(self) -> None:
         self._db.close()
 

@@ -1,4 +1,4 @@
-"""The Storage SCP: C-STORE in, checked against the DICOM policy, spooled durably, then answered.
+"""The Storage SCP: C-STORE in, checked against the DICOM policy, spooled durably (with its priority), then answered.
 
 Refusals are DIMSE statuses (PS3.4 B.2.3, PS3.7 C.4), never a silent drop, each with an Error Comment that
 names why: a calling AE title not on the allow-list is rejected at association; a dataset over the size
@@ -20,6 +20,7 @@ from pynetdicom.events import Event, EventHandlerType
 from services.bridge.settings import BridgeSettings
 from services.bridge.spool import Spool
 from services.contract import dicom
+from services.contract.priority import Priority
 
 log = logging.getLogger("bridge")
 
@@ -27,6 +28,7 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 _COMMENT_MAX = 64  # Error Comment is an LO: 64 characters
+HIGH_PRIORITY = 0x0001  # LOW is 0x0002, MEDIUM 0x0000
 
 
 def _status(code: int, why: str) -> Dataset:
@@ -75,13 +77,18 @@ class StoreHandler:
         except dicom.DicomRejected as refused:
             return "refused", _status(CANNOT_UNDERSTAND, str(refused))
         try:
-            new = self._spool.accept(data, references, time.time())
+            new = self._spool.accept(data, references, dimse_priority(event.request), time.time())
         except OSError as error:
             log.error("spool write failed", extra={"fields": {"error": type(error).__name__}})
             return "spool failed", _status(OUT_OF_RESOURCES, "the bridge cannot store it now")
         if new:
             self._wake()
         return ("spooled" if new else "duplicate"), SUCCESS
+
+
+def dimse_priority(request: object) -> Priority:
+    """The C-STORE's Priority (PS3.7 9.1.1.1): HIGH is a STAT read; MEDIUM (the default) and LOW are routine."""
+    return Priority.STAT if getattr(request, "Priority", None) == HIGH_PRIORITY else Priority.ROUTINE
 
 
 def on_echo(_event: Event) -> int:

@@ -3,7 +3,8 @@
 An instance is written to `instances/` (a temporary file, fsync'd, renamed, the folder fsync'd) and its row
 committed (WAL, synchronous=FULL) before the SCP answers Success, so a power cut or a kill -9 after the
 answer loses nothing. The SOP Instance UID is the key: a resend of an instance already received is answered
-Success and not analysed twice.
+Success and not analysed twice. A STAT instance (services/contract/priority.py: the C-STORE's Priority HIGH)
+is analysed before every routine one due with it.
 
 States: `received` (waiting for its analysis or a retry), `analysed` (the gateway's answer is kept),
 `refused` (the gateway will never accept it: a 4xx), `dead` (retried until CXR_BRIDGE_MAX_ATTEMPTS; an
@@ -24,6 +25,7 @@ from typing import Literal
 from services.bridge import outbox
 from services.bridge.database import Database
 from services.contract.dicom import DicomReferences
+from services.contract.priority import Priority
 
 State = Literal["received", "analysed", "refused", "dead", "signed"]
 STATES: tuple[State, ...] = ("received", "analysed", "refused", "dead", "signed")
@@ -38,9 +40,12 @@ CREATE TABLE IF NOT EXISTS instances (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     detail TEXT NOT NULL DEFAULT '',
-    result TEXT
+    result TEXT,
+    priority TEXT NOT NULL DEFAULT 'routine'
 );
 """
+# Columns added since a state folder may have been made, each with the value its existing rows take.
+ADDED_COLUMNS = {"priority": "TEXT NOT NULL DEFAULT 'routine'"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Received:
     study_instance_uid: str
     file: str
     attempts: int
+    priority: Priority
 
 
 def _durable_write(path: Path, data: bytes) -> None:
@@ -74,8 +80,9 @@ class Spool:
         self.instances = folder / "instances"
         self.instances.mkdir(parents=True, exist_ok=True)
         self._db = database
+        database.add_columns("instances", ADDED_COLUMNS)
 
-    def accept(self, data: bytes, references: DicomReferences, now: float) -> bool:
+    def accept(self, data: bytes, references: DicomReferences, priority: Priority, now: float) -> bool:
         """Keep `data` durably; True for a new instance, False for a resend of one already received."""
         sop = references.sop_instance_uid
         name = _file_name(sop)
@@ -84,9 +91,9 @@ class Spool:
                 return False
             _durable_write(self.instances / name, data)
             db.execute(
-                "INSERT INTO instances (sop_instance_uid, study_instance_uid, file, received_at, state, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, 'received', ?)",
-                (sop, references.study_instance_uid, name, now, now),
+                "INSERT INTO instances (sop_instance_uid, study_instance_uid, file, received_at, state, next_attempt_at,"
+                " priority) VALUES (?, ?, ?, ?, 'received', ?, ?)",
+                (sop, references.study_instance_uid, name, now, now, priority.value),
             )
         return True
 
@@ -105,13 +112,13 @@ class Spool:
             outbox.enqueue(db, sop, destinations, now)
 
     def due(self, now: float, limit: int) -> list[Received]:
-        """Instances waiting for analysis whose next attempt is due, oldest first."""
+        """Instances waiting for analysis whose next attempt is due: STAT first, then oldest first."""
         rows = self._db.rows(
-            "SELECT sop_instance_uid, study_instance_uid, file, attempts FROM instances"
-            " WHERE state = 'received' AND next_attempt_at <= ? ORDER BY received_at LIMIT ?",
+            "SELECT sop_instance_uid, study_instance_uid, file, attempts, priority FROM instances"
+            " WHERE state = 'received' AND next_attempt_at <= ? ORDER BY priority = 'stat' DESC, received_at LIMIT ?",
             (now, limit),
         )
-        return [Received(*row) for row in rows]
+        return [Received(sop, study, file, attempts, Priority(priority)) for sop, study, file, attempts, priority in rows]
 
     def next_due(self) -> float | None:
         [(when,)] = self._db.rows("SELECT MIN(next_attempt_at) FROM instances WHERE state = 'received'")

@@ -75,6 +75,11 @@ class Bridge:
         with sqlite3.connect(f"file:{self.state_dir / 'state.sqlite3'}?mode=ro", uri=True) as db:
             return db.execute("SELECT sop_instance_uid, state, attempts, detail FROM instances ORDER BY received_at").fetchall()
 
+    def priorities(self) -> list[tuple[str, str]]:
+        """(SOP Instance UID, priority) of every instance, from the state database."""
+        with sqlite3.connect(f"file:{self.state_dir / 'state.sqlite3'}?mode=ro", uri=True) as db:
+            return db.execute("SELECT sop_instance_uid, priority FROM instances ORDER BY received_at").fetchall()
+
     def deliveries(self) -> list[tuple[str, str, str, int, str]]:
         """(SOP Instance UID, destination, state, attempts, detail) of every delivery, from the state database."""
         with sqlite3.connect(f"file:{self.state_dir / 'state.sqlite3'}?mode=ro", uri=True) as db:

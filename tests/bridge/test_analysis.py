@@ -12,6 +12,7 @@ from pydicom import dcmread
 
 from gateway import audit
 from tests.bridge.conftest import x_ray
+from tests.bridge.test_scp import store_status
 from tests.waiting import wait_until
 
 
@@ -72,3 +73,13 @@ def test_an_https_gateway_is_reached_only_through_the_hospital_ca_it_is_told_of(
     trusting = start_bridge("trusting", CXR_BRIDGE_GATEWAY_URL=gateway.url, CXR_BRIDGE_GATEWAY_CA_FILE=tls_files["ca"])
     _push(trusting, x_ray(tmp_path, "second"))
     wait_until(lambda: trusting.rows()[0][1] == "analysed", 600, "analysed over HTTPS")
+
+
+def test_a_high_priority_c_store_is_analysed_as_a_stat_read(start_bridge, start_gateway, tmp_path):
+    gateway = start_gateway()
+    bridge = start_bridge(CXR_BRIDGE_GATEWAY_URL=gateway.url)
+    assert store_status(bridge, x_ray(tmp_path, "stat"), priority=0x0001) == (0, "")  # HIGH
+    wait_until(lambda: [state for _, state, _, _ in bridge.rows()] == ["analysed"], 600, "the STAT X-ray analysed")
+    assert [(line["priority"], line["outcome"]) for line in bridge.lines("analysis")] == [("stat", "analysed")]
+    logged = [json.loads(line) for line in gateway.log_text().splitlines() if line.startswith("{")]
+    assert [entry["priority"] for entry in logged if entry.get("path") == "/v1/analyze"] == ["stat"]

@@ -27,14 +27,15 @@ def storescu(bridge, path, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
 
 
-def store_status(bridge, path, calling: str = "PYNETDICOM") -> tuple[int, str]:
-    """(Status, Error Comment) of one C-STORE of `path`'s bytes as they are, sent by pynetdicom."""
+def store_status(bridge, path, calling: str = "PYNETDICOM", priority: int = 2) -> tuple[int, str]:
+    """(Status, Error Comment) of one C-STORE of `path`'s bytes as they are, sent by pynetdicom (its default
+    priority: LOW; MEDIUM is 0, HIGH 1)."""
     ae = AE(ae_title=calling)
     ae.add_requested_context(DigitalXRayImageStorageForPresentation)
     association = ae.associate("127.0.0.1", bridge.port, ae_title="CXRSERVE")
     assert association.is_established
     try:
-        status = association.send_c_store(path)
+        status = association.send_c_store(path, priority=priority)
     finally:
         association.release()
     return int(status.Status), str(status.get("ErrorComment", ""))
@@ -132,3 +133,15 @@ def test_orthanc_pushes_a_study_and_the_bridge_keeps_each_image_once(start_bridg
         dcmread(tmp_path / f"p{n}.dcm").SOPInstanceUID for n in range(2)
     )
     assert [line["outcome"] for line in bridge.lines("c-store")] == ["spooled", "spooled", "duplicate", "duplicate"]
+
+
+def test_a_high_priority_c_store_is_kept_as_stat_and_low_and_medium_ones_as_routine(start_bridge, tmp_path):
+    bridge = start_bridge(CXR_BRIDGE_RETRY_BASE_S="600")  # no gateway: all three stay queued
+    sent = {"low": 0x0002, "medium": 0x0000, "high": 0x0001}
+    sops = {}
+    for name, priority in sent.items():
+        path = x_ray(tmp_path, name)
+        assert store_status(bridge, path, priority=priority) == (0, "")
+        sops[str(dcmread(path).SOPInstanceUID)] = name
+    kept = {sops[sop]: priority for sop, priority in bridge.priorities()}
+    assert kept == {"low": "routine", "medium": "routine", "high": "stat"}

@@ -80,11 +80,13 @@ class Fracture(ChatInProcess):
 
     def __init__(self) -> None:
         self.cancelled = False
+        self.calls: list[ChatCall] = []
 
     def stream(self, call: ChatCall) -> AsyncIterator[StreamPiece]:
         raise AssertionError("the pipeline asks ChexFract for a whole answer")
 
     async def complete(self, call: ChatCall) -> ChatAnswer:
+        self.calls.append(call)
         try:
             await asyncio.sleep(0.2)
         except asyncio.CancelledError:
@@ -132,8 +134,8 @@ class Report(ChatInProcess):
         raise AssertionError("the pipeline streams the report")
 
 
-def slots(report: int = 4) -> Admission:
-    return Admission({role: ConcurrencyLimit(role, report if role is Role.REPORT else 4) for role in Role})
+def slots(report: int = 4, stat_share: float = 0.0) -> Admission:
+    return Admission({role: ConcurrencyLimit(role, report if role is Role.REPORT else 4, stat_share) for role in Role})
 
 
 def in_flight(admission: Admission) -> tuple[int, ...]:
