@@ -24,17 +24,16 @@ from pathlib import Path
 import httpx
 
 from scripts.bench.calls import Backends, Refused, images
-from scripts.benchlib import machine
+from scripts.benchlib import OUTPUT_TOKENS, machine, running_stack
 from scripts.launcher import config
-from scripts.launcher.process import LauncherProcess, port_overrides
 from scripts.loadtest import percentiles
 from services.contract.paths import REPO_ROOT
 from services.contract.priority import Priority
+from services.contract.roles import Role
 
 RESULTS = REPO_ROOT / "bench" / "results" / "priority.json"
 LOGS = REPO_ROOT / "logs" / "bench-priority"
 SLOTS = 8  # per backend; GATEWAY_STAT_RESERVED_SHARE's default keeps 2 of them for STAT
-OUTPUT_TOKENS = {"fracture": 16, "report": 32}  # make bench's lengths (scripts/bench/__main__.py)
 TARGET_RATIO = 1.5
 
 
@@ -119,21 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle-s", type=float, default=15.0)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    slots = {f"GATEWAY_{role}_MAX_CONCURRENCY": str(SLOTS) for role in ("CLASSIFIER", "FRACTURE", "REPORT")}
-    env = {
-        **port_overrides(),
-        **slots,
-        "GATEWAY_FRACTURE_MAX_TOKENS": str(OUTPUT_TOKENS["fracture"]),
-        "GATEWAY_REPORT_MAX_TOKENS": str(OUTPUT_TOKENS["report"]),
-    }
-    stack = config.load("cpu", env=env)
-    launcher = LauncherProcess(env, LOGS)
+    slots = {f"GATEWAY_{role.upper()}_MAX_CONCURRENCY": str(SLOTS) for role in Role}
     started = time.monotonic()
-    try:
-        launcher.wait_for_line("READY ", 900)
+    with running_stack(LOGS, **slots) as stack:
         raw = asyncio.run(measure(stack, args.probes, args.workers, args.settle_s))
-    finally:
-        launcher.stop()
     report = {
         "machine": machine(),
         "command": "python -m scripts.bench_priority",

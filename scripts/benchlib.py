@@ -1,14 +1,39 @@
 """What the benchmark scripts share: target entries as bench/results/*.json record them, their table,
-the machine a run was made on, and the resident memory of a running service."""
+the machine a run was made on, the resident memory of a running service, and the cpu stack started for a run."""
 
 from __future__ import annotations
 
 import os
 import platform
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 
 import psutil
+
+from scripts.launcher import config
+from scripts.launcher.process import LauncherProcess, port_overrides
+
+# The answers' lengths of every benchmark that starts the stack: short, so that a run fits its budget on 2 cores;
+# every side of a comparison generates the same lengths. 32 tokens cut the schema-locked report short, so
+# pipeline answers are `partial` (the statuses are recorded).
+OUTPUT_TOKENS = {"fracture": 16, "report": 32}
+
+
+@contextmanager
+def running_stack(logs: Path, **gateway: str) -> Iterator[config.StackConfig]:
+    """The cpu stack on free ports, as `make run` starts it, its answers OUTPUT_TOKENS long and the gateway's
+    other settings `gateway` (GATEWAY_* variables); stopped when the block ends."""
+    lengths = {f"GATEWAY_{role.upper()}_MAX_TOKENS": str(tokens) for role, tokens in OUTPUT_TOKENS.items()}
+    env = {**port_overrides(), **lengths, **gateway}
+    launcher = LauncherProcess(env, logs)
+    try:
+        launcher.wait_for_line("READY ", 900)
+        yield config.load("cpu", env=env)
+    finally:
+        launcher.stop()
 
 
 def target(name: str, measured: float | None, goal: float, unit: str, higher_is_better: bool = True) -> dict:

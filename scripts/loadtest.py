@@ -5,7 +5,14 @@
 
 Each concurrency level sends a bounded number of requests (`--requests`) or
 runs for a bounded time (`--duration`), whichever the caller gives, and always
-stops by itself. Request kinds: `cxr` (the cxr-report pipeline on the packaged
+stops by itself. That is a closed loop: a slow answer delays the next request.
+
+Open loop (`--rates 0.1 0.2 0.4 --duration 60 --slo-p95-ms 15000`): requests arrive
+by a Poisson process at each mean rate (requests/s) for `--duration` seconds,
+each sent at its scheduled time whatever is still in flight, its latency measured
+from that scheduled time (no coordinated omission: a stalled server shows as the
+latency its callers would see). Prints the highest rate whose p95 stays within
+the objective with no error, at it and every rate below it. Request kinds: `cxr` (the cxr-report pipeline on the packaged
 X-rays), `chat` (pass-through to the report LLM), `stream` (the same, streamed;
 time to first token is measured). Reports throughput, p50/p95/p99 latency,
 TTFT and errors by type; writes JSON and a PNG plot. Traffic goes only to
@@ -20,6 +27,7 @@ import base64
 import ipaddress
 import itertools
 import json
+import random
 import statistics
 import sys
 import time
@@ -69,6 +77,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "mean": statistics.fmean(ordered) * 1000}
 
 
+@dataclass
+class RateResult:
+    rate_rps: float  # offered: the Poisson process's mean arrival rate
+    requests: int
+    elapsed_s: float  # from the first scheduled arrival to the last answer
+    throughput_rps: float
+    latency_ms: dict[str, float]  # from each request's scheduled send time
+    send_lag_ms: dict[str, float]  # how late the harness itself sent: near 0, or it measures itself
+    errors: dict[str, int]
+
+
 def require_loopback(url: str) -> None:
     host = urlparse(url).hostname or ""
     try:
@@ -105,8 +124,9 @@ class Workload:
     def _chat_messages(self) -> list[dict]:
         return [{"role": "user", "content": f"Summarise chest X-ray report number {next(self._counter)} in one line."}]
 
-    async def send(self, kind: str) -> Outcome:
-        started = time.perf_counter()
+    async def send(self, kind: str, scheduled: float | None = None) -> Outcome:
+        """One request; its latency counts from `scheduled` (a perf_counter time) where given, else from now."""
+        started = time.perf_counter() if scheduled is None else scheduled
         try:
             if kind == "cxr":
                 completion = await self.client.chat.completions.create(model="cxr-report", messages=self._xray_messages())
@@ -176,6 +196,76 @@ async def run_level(
     return result, outcomes
 
 
+def arrivals(rate_rps: float, duration_s: float, rng: random.Random) -> list[float]:
+    """A Poisson process's arrival times within `duration_s`: exponential gaps of mean 1 / rate."""
+    times, at = [], rng.expovariate(rate_rps)
+    while at < duration_s:
+        times.append(at)
+        at += rng.expovariate(rate_rps)
+    return times
+
+
+async def run_rate(workload: Workload, kinds: list[str], rate_rps: float, duration_s: float, seed: int) -> RateResult:
+    """Open loop: every request sent at its scheduled arrival, whatever is still in flight."""
+    plan = itertools.cycle(kinds)
+    schedule = arrivals(rate_rps, duration_s, random.Random(seed))
+    lags: list[float] = []
+    start = time.perf_counter()
+
+    async def one(at: float, kind: str) -> Outcome:
+        await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
+        lags.append(time.perf_counter() - (start + at))
+        return await workload.send(kind, scheduled=start + at)
+
+    outcomes = await asyncio.gather(*(one(at, next(plan)) for at in schedule))
+    elapsed = time.perf_counter() - start - (schedule[0] if schedule else 0.0)
+    good = [o for o in outcomes if o.ok]
+    return RateResult(
+        rate_rps=rate_rps,
+        requests=len(outcomes),
+        elapsed_s=elapsed,
+        throughput_rps=len(good) / elapsed if elapsed > 0 else 0.0,
+        latency_ms=percentiles([o.latency_s for o in good]),
+        send_lag_ms=percentiles(lags),
+        errors=dict(Counter(o.error for o in outcomes if not o.ok)),
+    )
+
+
+def sustainable(results: list[RateResult], slo_p95_ms: float) -> float | None:
+    """The highest rate whose p95 is within the objective without an error, as is every lower rate."""
+    best = None
+    for result in sorted(results, key=lambda r: r.rate_rps):
+        if result.errors or not result.latency_ms or result.latency_ms["p95"] > slo_p95_ms:
+            break
+        best = result.rate_rps
+    return best
+
+
+def plot_open_loop(results: list[RateResult], path: Path, slo_p95_ms: float) -> None:
+    """Latency percentiles and answered throughput against the offered rate, the objective marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [r.rate_rps for r in results]
+    figure, (latency_axis, throughput_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("p50", "p95", "p99"):
+        latency_axis.plot(rates, [r.latency_ms.get(key, 0) / 1000 for r in results], marker="o", label=key)
+    latency_axis.axhline(slo_p95_ms / 1000, color="grey", linestyle="--", label="p95 objective")
+    latency_axis.set(xlabel="offered rate (requests/s, Poisson)", ylabel="latency from scheduled send (s)", title="Latency")
+    latency_axis.legend()
+    throughput_axis.plot(rates, [r.throughput_rps for r in results], marker="o", label="answered")
+    throughput_axis.plot(rates, rates, color="grey", linestyle=":", label="offered")
+    throughput_axis.set(xlabel="offered rate (requests/s)", ylabel="requests/s", title="Throughput")
+    throughput_axis.legend()
+    figure.suptitle("cxr-serve open-loop load (cpu profile, stand-in models)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def plot(levels: list[LevelResult], path: Path, knee: int | None = None) -> None:
     """Latency percentiles and throughput against concurrency; `knee`, where given, marked on both."""
     import matplotlib
@@ -231,11 +321,34 @@ async def load_test(
     return results
 
 
+async def open_loop(
+    url: str, api_key: str, rates: list[float], kinds: list[str], duration_s: float, seed: int, max_tokens: int, chat_model: str
+) -> list[RateResult]:
+    require_loopback(url)
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0, timeout=900)
+    workload = Workload(client, chat_model, max_tokens)
+    results = []
+    for index, rate in enumerate(rates):
+        result = await run_rate(workload, kinds, rate, duration_s, seed + index)
+        results.append(result)
+        print(
+            f"{rate:.3f} req/s offered: {result.requests} requests, {result.throughput_rps:.3f} req/s answered, "
+            f"p50 {result.latency_ms.get('p50', 0):.0f} ms, p95 {result.latency_ms.get('p95', 0):.0f} ms, "
+            f"errors {result.errors or 'none'}",
+            flush=True,
+        )
+    await client.close()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--api-key", default="unused")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--rates", type=float, nargs="+", help="open loop: Poisson arrivals at these requests/s")
+    parser.add_argument("--slo-p95-ms", type=float, default=15000, help="open loop: the p95 objective")
+    parser.add_argument("--seed", type=int, default=1, help="open loop: the arrivals' random seed")
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--requests", type=int, help="requests per concurrency level (default 32)")
     bound.add_argument("--duration", type=float, help="seconds per concurrency level")
@@ -245,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args(argv)
+    if args.rates:
+        return _open_loop_main(args)
     requests = args.requests if args.requests or args.duration else 32
     results = asyncio.run(
         load_test(
@@ -266,6 +381,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(results, args.plot)
     return 1 if any(r.errors for r in results) else 0
+
+
+def _open_loop_main(args: argparse.Namespace) -> int:
+    duration = args.duration or 60.0
+    kinds = parse_mix(args.mix)
+    results = asyncio.run(
+        open_loop(args.url, args.api_key, args.rates, kinds, duration, args.seed, args.max_tokens, args.chat_model)
+    )
+    best = sustainable(results, args.slo_p95_ms)
+    print(f"highest sustainable rate at p95 <= {args.slo_p95_ms:.0f} ms: {best if best is not None else 'none measured'}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        report = {"command": " ".join(sys.argv), "slo_p95_ms": args.slo_p95_ms, "sustainable_rps": best}
+        args.output.write_text(json.dumps({**report, "rates": [asdict(r) for r in results]}, indent=2) + "\n")
+    if args.plot:
+        plot_open_loop(results, args.plot, args.slo_p95_ms)
+    return 0 if best is not None else 1
 
 
 if __name__ == "__main__":

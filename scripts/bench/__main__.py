@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -17,18 +18,14 @@ from scripts import loadtest
 from scripts.bench import baselines, phases
 from scripts.bench.calls import Backends, images, timed_batch
 from scripts.bench.targets import figures_from, targets_from
-from scripts.benchlib import machine, markdown_table
+from scripts.benchlib import OUTPUT_TOKENS, machine, markdown_table, running_stack
 from scripts.launcher import config
-from scripts.launcher.process import LauncherProcess, port_overrides
 from services.contract.paths import REPO_ROOT
 from services.contract.roles import Role
 
 RESULTS = REPO_ROOT / "bench" / "results"
 PLOT = REPO_ROOT / "docs" / "img" / "bench-curve.png"  # docs/performance.md shows it
 LOGS = REPO_ROOT / "logs" / "bench"
-# Short answers keep the whole run within 15 minutes on 2 cores; every side of a comparison generates the same
-# lengths. 32 tokens cut the schema-locked report short, so pipeline answers are `partial` (statuses recorded).
-OUTPUT_TOKENS = {"fracture": 16, "report": 32}
 WARM_UP_PIPELINES = 8
 VLM_INPUT_SIDE = 224  # models/fracture-vlm/processor_config.json: size 224x224
 
@@ -82,22 +79,14 @@ def plot(levels: dict[int, dict], knee: int, path: Path) -> None:
 
 
 def run_stack_phases(clock: phases.PhaseClock) -> dict:
-    env = {
-        **port_overrides(),
-        "GATEWAY_FRACTURE_MAX_TOKENS": str(OUTPUT_TOKENS["fracture"]),
-        "GATEWAY_REPORT_MAX_TOKENS": str(OUTPUT_TOKENS["report"]),
-    }
-    stack = config.load("cpu", env=env)
-    launcher = LauncherProcess(env, LOGS)
-    try:
-        with clock.phase("starting the stack"):
-            launcher.wait_for_line("READY ", 900)
+    running = ExitStack()
+    with clock.phase("starting the stack"):
+        stack = running.enter_context(running_stack(LOGS))
+    with running:
         raw = asyncio.run(measure(stack, clock))
         with clock.phase(f"vLLM's serving benchmark (its output: {LOGS / 'bench-serve.log'})"):
             gateway = f"http://127.0.0.1:{stack.gateway.port}"
             raw["vllm_bench_serve"] = baselines.serve_rounds(stack.url("report"), gateway, phases.CHAT_TOKENS, LOGS)
-    finally:
-        launcher.stop()
     return raw
 
 
