@@ -31,7 +31,7 @@ TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 # cached, for x86-64-v3 (AVX2, FMA, F16C, BMI2), without AVX-512 or AMX.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: docs docs-site lock setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-soak clean deploy-files
+.PHONY: docs docs-site lock setup setup-test run test test-fast lint test-packages test-peers test-containers bench bench-full bench-soak clean deploy-files
 
 setup: $(STAMP)
 ifeq ($(LOCK),gpu)
@@ -113,6 +113,13 @@ test-containers: setup-test
 # Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see docs/performance.md.
 bench: setup-test
 	$(PY) -m scripts.bench
+
+# make bench, then what it leaves out (about 12 min more on 2 cores, each starting what it measures): STAT under
+# routine load, open-loop capacity, and vLLM against transformers on the same cores (docs/performance.md).
+bench-full: bench
+	$(PY) -m scripts.bench_priority
+	$(PY) -m scripts.bench_capacity
+	$(PY) -m scripts.bench_vlm_baseline
 
 bench-soak: setup-test
 	$(PY) -m scripts.soak --seconds 300

@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -241,6 +242,16 @@ def sustainable(results: list[RateResult], slo_p95_ms: float) -> float | None:
     return best
 
 
+def _save(figure: Any, title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def plot_open_loop(results: list[RateResult], path: Path, slo_p95_ms: float) -> None:
     """Latency percentiles and answered throughput against the offered rate, the objective marked."""
     import matplotlib
@@ -259,11 +270,7 @@ def plot_open_loop(results: list[RateResult], path: Path, slo_p95_ms: float) -> 
     throughput_axis.plot(rates, rates, color="grey", linestyle=":", label="offered")
     throughput_axis.set(xlabel="offered rate (requests/s)", ylabel="requests/s", title="Throughput")
     throughput_axis.legend()
-    figure.suptitle("cxr-serve open-loop load (cpu profile, stand-in models)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, "cxr-serve open-loop load (cpu profile, stand-in models)", path)
 
 
 def plot(levels: list[LevelResult], path: Path, knee: int | None = None) -> None:
@@ -287,11 +294,7 @@ def plot(levels: list[LevelResult], path: Path, knee: int | None = None) -> None
         for axis in (latency_axis, throughput_axis):
             axis.axvline(knee, color="grey", linestyle="--", label=f"knee (c={knee})")
         throughput_axis.legend()
-    figure.suptitle("cxr-serve gateway load test (cpu profile, stand-in models)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, "cxr-serve gateway load test (cpu profile, stand-in models)", path)
 
 
 async def load_test(

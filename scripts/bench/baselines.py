@@ -18,43 +18,55 @@ BASELINE_REQUESTS = 2  # per configuration and round
 SERVE_PROMPTS = 8  # per side and round: one per slot at c=8
 
 
-def transformers_vlm(xrays: list[bytes], prompt: str, sampling: Sampling) -> dict:
-    """`generate` one image at a time (batch of one, float32, `torch.inference_mode`), with 1 and 2 threads
-    alternating in each round; the best configuration is the one with the higher median. It samples as the
-    gateway asks vLLM to (models.yaml), so that both sides stop at an end token as often."""
-    import torch
-    from PIL import Image
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+class TransformersVlm:
+    """ChexFract in-process with `transformers`, float32 under `torch.inference_mode`, sampling as the gateway
+    asks vLLM to (models.yaml), so that both sides stop at an end token as often."""
 
-    folder = REPO_ROOT / "models" / "fracture-vlm"
-    processor = AutoProcessor.from_pretrained(folder)
-    model = LlavaForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    def __init__(self, prompt: str, sampling: Sampling) -> None:
+        import torch
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    greedy = not sampling.temperature  # temperature 0: greedy, as vLLM reads it
-    sampled = {"do_sample": False} if greedy else {"do_sample": True, "temperature": sampling.temperature}
-    if not greedy and sampling.top_p is not None:
-        sampled["top_p"] = sampling.top_p
+        folder = REPO_ROOT / "models" / "fracture-vlm"
+        self.processor = AutoProcessor.from_pretrained(folder)
+        self.processor.tokenizer.padding_side = "left"  # a batch generates after its prompts' ends
+        self.model = LlavaForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        self.text = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        self.max_tokens = sampling.max_tokens
+        greedy = not sampling.temperature  # temperature 0: greedy, as vLLM reads it
+        self.sampled: dict[str, object] = {"do_sample": not greedy}
+        if not greedy:
+            self.sampled["temperature"] = sampling.temperature
+        if not greedy and sampling.top_p is not None:
+            self.sampled["top_p"] = sampling.top_p
 
-    def run(threads: int, images: list[bytes]) -> dict:
+    def run(self, threads: int, images: list[bytes], batch: int = 1) -> dict:
+        """`images` through `generate`, `batch` at a time (padded together), on `threads` threads."""
+        import torch
+        from PIL import Image
+
         torch.set_num_threads(threads)
         tokens = 0
         started = time.perf_counter()
-        for image in images:
-            picture = Image.open(io.BytesIO(image)).convert("RGB")
-            inputs = processor(images=picture, text=text, return_tensors="pt")
+        for first in range(0, len(images), batch):
+            pictures = [Image.open(io.BytesIO(image)).convert("RGB") for image in images[first : first + batch]]
+            inputs = self.processor(images=pictures, text=[self.text] * len(pictures), padding=True, return_tensors="pt")
             with torch.inference_mode():
-                output = model.generate(**inputs, max_new_tokens=sampling.max_tokens, **sampled)
-            tokens += output.shape[1] - inputs["input_ids"].shape[1]
+                output = self.model.generate(**inputs, max_new_tokens=self.max_tokens, **self.sampled)
+            tokens += (output.shape[1] - inputs["input_ids"].shape[1]) * len(pictures)
         elapsed = time.perf_counter() - started
         return {"requests": len(images), "throughput_rps": len(images) / elapsed, "tokens_per_s": tokens / elapsed}
 
-    run(THREADS[0], xrays[:1])  # the first generate in a process pays for one-time set-up on any configuration
+
+def transformers_vlm(xrays: list[bytes], prompt: str, sampling: Sampling) -> dict:
+    """`generate` one image at a time (batch of one), with 1 and 2 threads alternating in each round; the best
+    configuration is the one with the higher median."""
+    vlm = TransformersVlm(prompt, sampling)
+    vlm.run(THREADS[0], xrays[:1])  # the first generate in a process pays for one-time set-up on any configuration
     rounds = []
     for index in range(ROUNDS):
         images = [xrays[(index * BASELINE_REQUESTS + i) % len(xrays)] for i in range(BASELINE_REQUESTS)]
-        rounds.append({f"{threads}_threads": run(threads, images) for threads in THREADS})
+        rounds.append({f"{threads}_threads": vlm.run(threads, images) for threads in THREADS})
     medians = {name: statistics.median(r[name]["throughput_rps"] for r in rounds) for name in rounds[0]}
     best = max(medians, key=medians.__getitem__)
     configuration = f"batch 1, float32, inference_mode, temperature {sampling.temperature}, top_p {sampling.top_p}"

@@ -2,7 +2,7 @@
 
 from scripts.bench.phases import knee
 from scripts.bench.targets import fan_out_bound_ms, shared_device_bound
-from scripts.benchlib import markdown_table, target_over_runs
+from scripts.benchlib import markdown_table, straddles, target_over_runs
 
 
 def test_a_target_passes_on_the_median_of_its_runs_not_on_its_best_or_worst():
@@ -33,3 +33,11 @@ def test_shared_device_and_fan_out_bounds():
     }
     assert shared_device_bound(round_) == 1.0  # two stages of 0.5 s device time each
     assert fan_out_bound_ms(round_) == 4200.0
+
+
+def test_a_target_whose_runs_straddle_its_goal_is_unresolved_not_passed_or_failed_by_luck():
+    straddling = straddles(target_over_runs("ratio", [0.8, 1.2, 0.95], goal=0.9, unit="ratio"))
+    assert straddling["pass"] is None and straddling["unresolved"] is True
+    assert "UNRESOLVED (its runs straddle the goal)" in markdown_table({"targets": [straddling]})
+    clear = straddles(target_over_runs("ratio", [1.0, 1.2, 0.95], goal=0.9, unit="ratio"))
+    assert clear["pass"] is True and "unresolved" not in clear
