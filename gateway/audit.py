@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.contract.priority import Priority
+
 ACTIVE_FILE = "audit.jsonl"
 GENESIS = "0" * 64
 
@@ -114,7 +116,7 @@ class AuditNote:
     study_uid: str | None = None
     outcome: str | None = None
     failed_stages: list[str] = field(default_factory=list)  # for the log line of a partial result
-    priority: str | None = None  # for the log line: stat or routine, once the route has read it
+    priority: Priority | None = None  # for the log line, once the route has read it
     review: ReviewNote | None = None  # a sign-off (gateway/routes/reviews.py)
 
 

@@ -59,7 +59,7 @@ async def analyze(request: Request, gateway: GatewayDep) -> Response:
         raise ImageRejected("multipart body has no file field named 'file'", param="file")
     language = check_language(_text_field(form, "language"), gateway.settings.default_language)
     priority = check_priority(_text_field(form, "priority"), "priority")
-    note.priority = priority.value
+    note.priority = priority
     subject = fhir.Subject.checked(*(_text_field(form, name) for name in ("subject", "encounter", "imaging_study")))
     image, indication = await upload.read(), _text_field(form, "indication") or ""  # its length: the pipeline's check
 

@@ -113,7 +113,7 @@ async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     permit(request, route.permission, model)
     request.state.audit = AuditNote(models=audited(gateway.catalog.served(model, route)))
     priority = check_priority((addressed.metadata or {}).get("priority"), "metadata.priority")
-    request.state.audit.priority = priority.value
+    request.state.audit.priority = priority
     if route is Route.PASSTHROUGH:
         relayed = _with_engine_priority(addressed, body, priority)
         return await _pass_through(gateway, gateway.chat_backends[model], relayed, priority)
@@ -141,9 +141,9 @@ def _with_engine_priority(addressed: Addressed, body: bytes, priority: Priority)
 
 
 async def _pass_through(gateway: Gateway, backend: ChatBackend, body: bytes, priority: Priority) -> Response:
-    """The client's request to its model, unchanged, and the answer back: a stream relayed event by event with
-    the slot held until it ends; a whole answer read first, so that a backend failing half-way through is a
-    502/503 naming it, never a cut 200."""
+    """The client's request to its model, unchanged but for a STAT one's engine priority, and the answer back: a
+    stream relayed event by event with the slot held until it ends; a whole answer read first, so that a backend
+    failing half-way through is a 502/503 naming it, never a cut 200."""
     admitted = gateway.admission.admit(backend.name, priority=priority)
     try:
         relayed = await backend.relay(body, "application/json")

@@ -34,12 +34,8 @@ def _outcome(note: AuditNote | None) -> dict[str, Any]:
     partial) with the stages that failed."""
     if note is None:
         return {}
-    noted = {"priority": note.priority} if note.priority else {}
-    if note.outcome is None:
-        return noted
-    if note.failed_stages:
-        return {**noted, "outcome": note.outcome, "failed_stages": note.failed_stages}
-    return {**noted, "outcome": note.outcome}
+    noted = {"priority": note.priority, "outcome": note.outcome, "failed_stages": note.failed_stages}
+    return {name: value for name, value in noted.items() if value}
 
 
 AUDITED_PATHS = frozenset({"/v1/chat/completions", "/v1/analyze", "/ui/preview"})
