@@ -110,9 +110,12 @@ test-containers: setup-test
 	$(call apt_ensure,$(CONTAINER_PACKAGES))
 	$(PY) -m pytest -m containers tests/deploy/test_fresh_engine.py tests/deploy/test_containers.py
 
-# Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see docs/performance.md.
+# Performance targets, each the median of alternating rounds (under 15 min on 2 cores); see docs/performance.md:
+# the stack's (pipeline, classifier, vLLM, capacity curve), then the gateway's own cost against a null upstream
+# with its profile.
 bench: setup-test
 	$(PY) -m scripts.bench
+	$(PY) -m scripts.bench_gateway_overhead --profile
 
 # make bench, then what it leaves out (about 12 min more on 2 cores, each starting what it measures): STAT under
 # routine load, open-loop capacity, and vLLM against transformers on the same cores (docs/performance.md).

@@ -63,4 +63,4 @@ def serve(settings: GatewaySettings) -> None:
             "ssl_cert_reqs": ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL,
             "http": ClientCertificateProtocol,
         }
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, **options)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, loop="uvloop", **options)

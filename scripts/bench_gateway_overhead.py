@@ -8,6 +8,11 @@ in a test of behaviour, and nothing a client could mistake for a model). Side by
 - sequential: `--requests` requests alternating between the upstream direct and the same request through the
   gateway (pass-through to the report role), one connection each; added p50 and p99 (the gateway's percentiles
   less the direct ones), for plain answers (time to the last byte) and streamed ones (to the first byte);
+- where the added time goes: `--requests`/2 plain requests on each of these in turn: direct, the gateway, the
+  same gateway with its audit trail on tmpfs (where fsync returns at once: the difference is the fsync of the
+  audit record the gateway writes before an answer's last byte), and three floors on the gateway's uvicorn
+  (`floor_app`: FastAPI answering itself, and relaying with httpx2 or with aiohttp), the least any FastAPI
+  service or proxy adds here;
 - throughput at 32 and 128 concurrent requests, through the gateway against direct, as a ratio.
 
 The gateway runs on core 0 and the upstream and the client on the other (`taskset`), so the gateway's work is
@@ -30,12 +35,17 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import httpx2
+import uvicorn
+from fastapi import FastAPI, Request, Response
 
 from scripts.benchlib import machine, markdown_table, straddles, target
 from scripts.launcher import config
@@ -46,6 +56,14 @@ from services.contract.paths import REPO_ROOT
 RESULTS = REPO_ROOT / "bench" / "results" / "gateway_overhead.json"
 PROFILE_S, PROFILE_RATE_HZ, PROFILE_TOP = 20, 250, 25
 GATEWAY_CORE, UPSTREAM_CORE = 0, 1
+TMPFS = Path("/dev/shm")
+TMPFS_SIDE = "gateway, audit on tmpfs"
+# The floors: the least a FastAPI service on the gateway's uvicorn can do here, measured beside the gateway.
+FLOORS = {
+    "floor: FastAPI answering itself": "echo",
+    "floor: FastAPI relaying with httpx2": "httpx2",
+    "floor: FastAPI relaying with aiohttp": "aiohttp",
+}
 ANSWER = {
     "id": "null",
     "object": "chat.completion",
@@ -105,6 +123,38 @@ def serve_null_upstream(port: int) -> None:
     asyncio.run(run())
 
 
+def floor_app(kind: str, upstream: str) -> FastAPI:
+    """A measuring instrument, never the product: one route on FastAPI, answering the null upstream's bytes
+    itself (`echo`) or relaying the body to it with a pooled httpx2 client (`relay`), as a minimal proxy
+    would: no admission, audit, access control, request id or logging. What the gateway adds above these
+    is its own work; what these add over direct is the framework's and the client's, on this core."""
+    app = FastAPI(openapi_url=None)
+    answer = json.dumps(ANSWER).encode()
+    client = httpx2.AsyncClient(base_url=upstream, trust_env=False, limits=httpx2.Limits(max_keepalive_connections=256))
+    sessions: list[aiohttp.ClientSession] = []  # made on the server's loop, at its first request
+    headers = {"content-type": "application/json"}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.body()
+        if not sessions:
+            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)))
+        if kind == "echo":
+            return Response(answer, media_type="application/json")
+        if kind == "aiohttp":
+            async with sessions[0].post(f"{upstream}/v1/chat/completions", data=body, headers=headers) as response:
+                content = await response.read()
+                return Response(content, status_code=response.status, media_type=response.content_type)
+        relayed = await client.post("/v1/chat/completions", content=body, headers=headers)
+        return Response(relayed.content, status_code=relayed.status_code, media_type=relayed.headers["content-type"])
+
+    return app
+
+
 def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -118,56 +168,60 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError(url)
 
 
-def start(upstream_port: int, gateway_port: int, logs: Path) -> list[subprocess.Popen[bytes]]:
-    upstream = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            str(UPSTREAM_CORE),
-            sys.executable,
-            "-m",
-            "scripts.bench_gateway_overhead",
-            "--upstream",
-            str(upstream_port),
-        ],
-        cwd=REPO_ROOT,
-    )
+def _gateway(port: int, upstream_port: int, audit: Path, log: Path) -> subprocess.Popen[bytes]:
     stack = config.load("cpu", env={})
     env = {
         **os.environ,
         **gateway_env(stack),
-        "GATEWAY_PORT": str(gateway_port),
+        "GATEWAY_PORT": str(port),
         "GATEWAY_REPORT_URL": f"http://127.0.0.1:{upstream_port}",
-        "GATEWAY_AUDIT_DIR": str(logs / "audit"),
-        "GATEWAY_AUDIT_KEY_FILE": str(logs / "audit.key"),
+        "GATEWAY_AUDIT_DIR": str(audit),
+        "GATEWAY_AUDIT_KEY_FILE": str(audit.parent / "audit.key"),
         "GATEWAY_LOG_LEVEL": "warning",
         # The null upstream has no capacity to protect: admission never refuses, so throughput is the gateway's.
         "GATEWAY_REPORT_MAX_CONCURRENCY": "1024",
     }
-    gateway = subprocess.Popen(
+    return subprocess.Popen(
         ["taskset", "-c", str(GATEWAY_CORE), sys.executable, "-m", "gateway", "serve"],
         cwd=REPO_ROOT,
         env=env,
-        stdout=(logs / "gateway.log").open("wb"),
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    _wait(f"http://127.0.0.1:{upstream_port}", upstream)
-    _wait(f"http://127.0.0.1:{gateway_port}", gateway)
-    return [upstream, gateway]
+
+
+def start(ports: dict[str, int], logs: Path, tmpfs: Path) -> list[subprocess.Popen[bytes]]:
+    """The null upstream, the gateway (its audit trail in logs/, on this machine's disk), the same gateway with its
+    audit trail on tmpfs (an fsync there returns at once) and the floors; all but the upstream on the gateway's core."""
+    command = [sys.executable, "-m", "scripts.bench_gateway_overhead", "--upstream", str(ports["direct"])]
+    upstream = subprocess.Popen(["taskset", "-c", str(UPSTREAM_CORE), *command], cwd=REPO_ROOT)
+    gateway = _gateway(ports["gateway"], ports["direct"], logs / "audit", logs / "gateway.log")
+    in_memory = _gateway(ports[TMPFS_SIDE], ports["direct"], tmpfs / "audit", logs / "gateway-tmpfs-audit.log")
+    floors = [
+        subprocess.Popen(
+            ["taskset", "-c", str(GATEWAY_CORE), *command, "--floor", kind, "--port", str(ports[side])], cwd=REPO_ROOT
+        )
+        for side, kind in FLOORS.items()
+    ]
+    processes = [upstream, gateway, in_memory, *floors]
+    for name, process in zip(ports, processes, strict=True):
+        _wait(f"http://127.0.0.1:{ports[name]}", process)
+    return processes
 
 
 def body(stream: bool) -> dict:
     return {"model": "report-llm", "messages": [{"role": "user", "content": "Reply OK."}], "max_tokens": 1, "stream": stream}
 
 
-def sequential(direct: str, gateway: str, requests: int, stream: bool) -> dict[str, list[float]]:
-    """Seconds per answer, alternating direct and gateway: to its last byte for a plain answer (all a client can
-    use), to its first for a streamed one (when the client sees the answer begin)."""
-    seconds: dict[str, list[float]] = {"direct": [], "gateway": []}
-    clients = {name: httpx.Client(base_url=url, timeout=30) for name, url in (("direct", direct), ("gateway", gateway))}
+def sequential(urls: dict[str, str], requests: int, stream: bool) -> dict[str, list[float]]:
+    """Seconds per answer, each side in turn (direct, the gateway, ...): to its last byte for a plain answer (all
+    a client can use), to its first for a streamed one (when the client sees the answer begin)."""
+    seconds: dict[str, list[float]] = {name: [] for name in urls}
+    clients = {name: httpx.Client(base_url=url, timeout=30) for name, url in urls.items()}
     payload = body(stream)
-    for i in range(requests * 2):
-        name = ("direct", "gateway")[i % 2]
+    names = list(urls)
+    for i in range(requests * len(names)):
+        name = names[i % len(names)]
         started = time.perf_counter()
         with clients[name].stream("POST", "/v1/chat/completions", json=payload) as response:
             chunks = response.iter_raw()
@@ -203,8 +257,8 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def added_ms(seconds: dict[str, list[float]], share: float) -> float:
-    return (percentile(seconds["gateway"], share) - percentile(seconds["direct"], share)) * 1000
+def added_ms(seconds: dict[str, list[float]], share: float, side: str = "gateway") -> float:
+    return (percentile(seconds[side], share) - percentile(seconds["direct"], share)) * 1000
 
 
 def _frame(frame: str) -> str:
@@ -253,7 +307,7 @@ def profile(pid: int, direct: str, through: str, logs: Path) -> dict[str, list[d
     command += ["--gil", "--format", "raw", "--output", str(folded)]  # the samples that hold the GIL: Python at work
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while spy.poll() is None:
-        sequential(direct, through, 50, stream=False)
+        sequential({"direct": direct, "gateway": through}, 50, stream=False)
     if spy.returncode != 0:
         raise RuntimeError(f"py-spy exited {spy.returncode} (it needs ptrace: root, or kernel.yama.ptrace_scope 0)")
     return summarise(folded)
@@ -262,29 +316,47 @@ def profile(pid: int, direct: str, through: str, logs: Path) -> dict[str, list[d
 def measure(requests: int, rounds: int, with_profile: bool) -> dict:
     logs = REPO_ROOT / "logs" / "bench" / "gateway-overhead"
     logs.mkdir(parents=True, exist_ok=True)
-    upstream_port, gateway_port = free_port(), free_port()
-    processes = start(upstream_port, gateway_port, logs)
-    direct, through = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{gateway_port}"
-    try:
-        sequential(direct, through, 200, stream=False)  # warm-up: connections, caches, the first audit file
-        plain = sequential(direct, through, requests, stream=False)
-        streamed = sequential(direct, through, requests, stream=True)
-        ratios: dict[int, list[float]] = {32: [], 128: []}
-        rates: dict[str, list[float]] = {}
-        for _ in range(rounds):
-            for concurrency in ratios:
-                total = concurrency * 20
-                direct_rate = asyncio.run(_throughput(direct, concurrency, total))
-                gateway_rate = asyncio.run(_throughput(through, concurrency, total))
-                rates.setdefault(f"direct_c{concurrency}", []).append(round(direct_rate, 1))
-                rates.setdefault(f"gateway_c{concurrency}", []).append(round(gateway_rate, 1))
-                ratios[concurrency].append(gateway_rate / direct_rate)
-        sampled = profile(processes[1].pid, direct, through, logs) if with_profile else None
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
-    return {"plain": plain, "streamed": streamed, "ratios": ratios, "rates": rates, "profile": sampled}
+    ports = {side: free_port() for side in ("direct", "gateway", TMPFS_SIDE, *FLOORS)}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    with tempfile.TemporaryDirectory(dir=TMPFS) as tmpfs:
+        processes = start(ports, logs, Path(tmpfs))
+        try:
+            return _phases(urls, processes[1].pid, logs, requests, rounds, with_profile)
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def _phases(urls: dict[str, str], pid: int, logs: Path, requests: int, rounds: int, with_profile: bool) -> dict:
+    direct, through = urls["direct"], urls["gateway"]
+    pair = {"direct": direct, "gateway": through}
+    sequential(urls, 200, stream=False)  # warm-up: connections, caches, the first audit file
+    plain = sequential(pair, requests, stream=False)
+    streamed = sequential(pair, requests, stream=True)
+    # Where the added time goes: every side in turn, plain answers; apart from the targets' pair, since five
+    # servers taking turns on one core each find colder caches than two do.
+    parts = sequential(urls, requests // 2, stream=False)
+    ratios: dict[int, list[float]] = {32: [], 128: []}
+    rates: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for concurrency in ratios:
+            total = concurrency * 20
+            direct_rate = asyncio.run(_throughput(direct, concurrency, total))
+            gateway_rate = asyncio.run(_throughput(through, concurrency, total))
+            rates.setdefault(f"direct_c{concurrency}", []).append(round(direct_rate, 1))
+            rates.setdefault(f"gateway_c{concurrency}", []).append(round(gateway_rate, 1))
+            ratios[concurrency].append(gateway_rate / direct_rate)
+    sampled = profile(pid, direct, through, logs) if with_profile else None
+    return {"plain": plain, "streamed": streamed, "parts": parts, "ratios": ratios, "rates": rates, "profile": sampled}
+
+
+def added(raw: dict) -> dict[str, dict[str, float]]:
+    """Added p50 and p99 of each side over direct in the parts phase: the gateway less its tmpfs-audit twin is
+    what the audit record's fsync before the last byte costs on this disk; the floors are what FastAPI alone
+    and FastAPI with a relay client cost on this core."""
+    sides = [side for side in raw["parts"] if side != "direct"]
+    return {side: {f"p{round(q * 100)}": round(added_ms(raw["parts"], q, side), 3) for q in (0.5, 0.99)} for side in sides}
 
 
 def report(raw: dict, requests: int) -> dict:
@@ -300,13 +372,14 @@ def report(raw: dict, requests: int) -> dict:
         targets.append(straddles(entry))
     medians = {
         kind: {side: round(statistics.median(values) * 1000, 3) for side, values in raw[kind].items()}
-        for kind in ("plain", "streamed")
+        for kind in ("plain", "streamed", "parts")
     }
     return {
         "what": "the gateway's own cost against a null upstream (scripts/bench_gateway_overhead.py)",
         "machine": machine(),
         "sequential_requests_each_side": requests,
         "median_ms": medians,
+        "parts_added_ms": added(raw),
         "rates_per_s": raw["rates"],
         "targets": targets,
         **({"profile": raw["profile"]} if raw["profile"] is not None else {}),
@@ -319,7 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
     parser.add_argument("--profile", action="store_true", help="then sample the gateway with py-spy (a phase of its own)")
     parser.add_argument("--upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the null upstream's process
+    parser.add_argument("--floor", choices=sorted(FLOORS.values()), help=argparse.SUPPRESS)  # a floor's process ...
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)  # ... on this port, relaying to --upstream
     args = parser.parse_args(argv)
+    if args.floor:
+        app = floor_app(args.floor, f"http://127.0.0.1:{args.upstream}")
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, loop="uvloop", http="httptools")
+        return 0
     if args.upstream:
         serve_null_upstream(args.upstream)
         return 0
@@ -328,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown_table(result))
     print(f"medians (ms): {result['median_ms']}; rates (/s): {result['rates_per_s']}")
+    parts = result["parts_added_ms"].items()
+    print("where the added time goes (ms over direct):", "; ".join(f"{side} p50 {a['p50']} p99 {a['p99']}" for side, a in parts))
     for kind, entries in result.get("profile", {}).items():
         print(f"profile, {kind.replace('_', ' ')}:", "; ".join(f"{e['frame']} {e['share']:.1%}" for e in entries))
     return 0
