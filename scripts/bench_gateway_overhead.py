@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -125,14 +127,36 @@ def serve_null_upstream(port: int) -> None:
 
 def floor_app(kind: str, upstream: str) -> FastAPI:
     """A measuring instrument, never the product: one route on FastAPI, answering the null upstream's bytes
-    itself (`echo`) or relaying the body to it with a pooled httpx2 client (`relay`), as a minimal proxy
+    itself (`echo`) or relaying the body to it with a pooled client (`httpx2`, `aiohttp`), as a minimal proxy
     would: no admission, audit, access control, request id or logging. What the gateway adds above these
     is its own work; what these add over direct is the framework's and the client's, on this core."""
-    app = FastAPI(openapi_url=None)
-    answer = json.dumps(ANSWER).encode()
-    client = httpx2.AsyncClient(base_url=upstream, trust_env=False, limits=httpx2.Limits(max_keepalive_connections=256))
-    sessions: list[aiohttp.ClientSession] = []  # made on the server's loop, at its first request
-    headers = {"content-type": "application/json"}
+    answer, headers = json.dumps(ANSWER).encode(), {"content-type": "application/json"}
+    url = f"{upstream}/v1/chat/completions"
+
+    async def echo(body: bytes) -> Response:
+        return Response(answer, media_type="application/json")
+
+    async def with_httpx2(body: bytes) -> Response:
+        relayed = await httpx2_client.post("/v1/chat/completions", content=body, headers=headers)
+        return Response(relayed.content, status_code=relayed.status_code, media_type=relayed.headers["content-type"])
+
+    async def with_aiohttp(body: bytes) -> Response:
+        async with sessions[0].post(url, data=body, headers=headers) as relayed:
+            content = await relayed.read()
+            return Response(content, status_code=relayed.status, media_type=relayed.content_type)
+
+    limits = httpx2.Limits(max_keepalive_connections=256)
+    httpx2_client = httpx2.AsyncClient(base_url=upstream, trust_env=False, limits=limits)
+    sessions: list[aiohttp.ClientSession] = []  # aiohttp's is made on the server's loop, in the lifespan
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+            sessions.append(session)
+            yield
+
+    handle = {"echo": echo, "httpx2": with_httpx2, "aiohttp": with_aiohttp}[kind]
+    app = FastAPI(openapi_url=None, lifespan=lifespan)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -140,17 +164,7 @@ def floor_app(kind: str, upstream: str) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        body = await request.body()
-        if not sessions:
-            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)))
-        if kind == "echo":
-            return Response(answer, media_type="application/json")
-        if kind == "aiohttp":
-            async with sessions[0].post(f"{upstream}/v1/chat/completions", data=body, headers=headers) as response:
-                content = await response.read()
-                return Response(content, status_code=response.status, media_type=response.content_type)
-        relayed = await client.post("/v1/chat/completions", content=body, headers=headers)
-        return Response(relayed.content, status_code=relayed.status_code, media_type=relayed.headers["content-type"])
+        return await handle(await request.body())
 
     return app
 
@@ -203,10 +217,10 @@ def start(ports: dict[str, int], logs: Path, tmpfs: Path) -> list[subprocess.Pop
         )
         for side, kind in FLOORS.items()
     ]
-    processes = [upstream, gateway, in_memory, *floors]
-    for name, process in zip(ports, processes, strict=True):
+    processes = dict(zip(ports, [upstream, gateway, in_memory, *floors], strict=True))  # in the order of `ports`
+    for name, process in processes.items():
         _wait(f"http://127.0.0.1:{ports[name]}", process)
-    return processes
+    return list(processes.values())
 
 
 def body(stream: bool) -> dict:
