@@ -70,7 +70,7 @@ def split_last_user_message(request: ChatRequest) -> tuple[list[str], str]:
     return urls, text
 
 
-def decode_data_uri(url: str, max_bytes: int) -> tuple[bytes, str]:
+def decode_data_uri(url: str, max_bytes: int) -> bytes:
     match = _DATA_URI.match(url)
     if not match:
         raise ImageRejected(
@@ -83,7 +83,7 @@ def decode_data_uri(url: str, max_bytes: int) -> tuple[bytes, str]:
         image = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise ImageRejected("image_url data is not valid base64", param="messages") from None
-    return image, match.group("mime").lower().replace("jpg", "jpeg")
+    return image  # its type is the bytes' own (accept_image), whatever the URI's MIME type says
 
 
 def read_allowed_file(url: str, folder: Path | None, max_bytes: int) -> bytes:
@@ -148,23 +148,28 @@ async def _fetch_remote(url: str, policy: ImagePolicy) -> bytes:
     return bytes(body)
 
 
+def _read(url: str, scheme: str, policy: ImagePolicy) -> bytes:
+    if scheme == "data":
+        return decode_data_uri(url, policy.max_bytes)
+    return read_allowed_file(url, policy.image_folder, policy.max_bytes)
+
+
 async def load_xray(request: ChatRequest, policy: ImagePolicy) -> XrayInput:
     urls, text = split_last_user_message(request)
     if len(urls) != 1:
         raise ImageRejected(f"the last user message must carry exactly one image, found {len(urls)}", param="messages")
     url = urls[0]
     scheme = url.split(":", 1)[0].lower()
-    if scheme == "data":  # megabytes of base64: decoded in a worker thread, like the checks below
-        image, _ = await asyncio.to_thread(decode_data_uri, url, policy.max_bytes)
-    elif scheme == "file":
-        image = await asyncio.to_thread(read_allowed_file, url, policy.image_folder, policy.max_bytes)
-    elif scheme in ("http", "https") and policy.remote_hosts:
-        image = await _fetch_remote(url, policy)
-    elif scheme in ("http", "https"):
+    if scheme in ("data", "file"):
+        # Megabytes of base64 (or a file) read and checked in one worker-thread call: CPU work off the event
+        # loop, and one hand-over to the thread, not two.
+        return await asyncio.to_thread(lambda: accept_image(_read(url, scheme, policy), text, policy, "messages"))
+    if scheme in ("http", "https") and policy.remote_hosts:
+        fetched = await _fetch_remote(url, policy)
+        return await asyncio.to_thread(accept_image, fetched, text, policy, "messages")
+    if scheme in ("http", "https"):
         raise ImageRejected("http(s) image URLs are disabled: send the image as a data: URI", param="messages")
-    else:
-        raise ImageRejected(f"unsupported image URL scheme {scheme!r}", param="messages")
-    return await asyncio.to_thread(accept_image, image, text, policy, "messages")
+    raise ImageRejected(f"unsupported image URL scheme {scheme!r}", param="messages")
 
 
 async def load_upload(image: bytes, policy: ImagePolicy) -> XrayInput:

@@ -13,7 +13,9 @@ in a test of behaviour, and nothing a client could mistake for a model). Side by
   audit record the gateway writes before an answer's last byte), and three floors on the gateway's uvicorn
   (`floor_app`: FastAPI answering itself, and relaying with httpx2 or with aiohttp), the least any FastAPI
   service or proxy adds here;
-- throughput at 32 and 128 concurrent requests, through the gateway against direct, as a ratio.
+- throughput at 32 and 128 concurrent requests, through the gateway against direct, as a ratio;
+- `pneumonia-classifier`: `--requests`/8 sequential X-rays alternating between the real classifier worker's own
+  `/classify` (given the JPEG) and the gateway (given the same JPEG as a data URL), the worker on core 1.
 
 The gateway runs on core 0 and the upstream and the client on the other (`taskset`), so the gateway's work is
 what the clock sees. Writes bench/results/gateway_overhead.json and prints each target with its figures.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +52,13 @@ import httpx2
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from gateway.images import decode_data_uri
 from scripts.benchlib import machine, markdown_table, straddles, target
 from scripts.launcher import config
-from scripts.launcher.commands import gateway_env
+from scripts.launcher.commands import classifier_env, gateway_env
 from scripts.launcher.process import free_port
+from services.contract import images
+from services.contract.classifier_model import ModelMetadata
 from services.contract.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "bench" / "results" / "gateway_overhead.json"
@@ -61,6 +67,7 @@ GATEWAY_CORE, UPSTREAM_CORE = 0, 1
 TMPFS = Path("/dev/shm")
 TMPFS_SIDE = "gateway, audit on tmpfs"
 # The floors: the least a FastAPI service on the gateway's uvicorn can do here, measured beside the gateway.
+WORKER_SIDE, CLASSIFIER_MODEL = "classifier worker", "pneumonia-classifier"
 FLOORS = {
     "floor: FastAPI answering itself": "echo",
     "floor: FastAPI relaying with httpx2": "httpx2",
@@ -169,26 +176,27 @@ def floor_app(kind: str, upstream: str) -> FastAPI:
     return app
 
 
-def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], health: str = "/health") -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: exited {process.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.2)
     raise TimeoutError(url)
 
 
-def _gateway(port: int, upstream_port: int, audit: Path, log: Path) -> subprocess.Popen[bytes]:
+def _gateway(port: int, ports: dict[str, int], audit: Path, log: Path) -> subprocess.Popen[bytes]:
     stack = config.load("cpu", env={})
     env = {
         **os.environ,
         **gateway_env(stack),
         "GATEWAY_PORT": str(port),
-        "GATEWAY_REPORT_URL": f"http://127.0.0.1:{upstream_port}",
+        "GATEWAY_REPORT_URL": f"http://127.0.0.1:{ports['direct']}",
+        "GATEWAY_CLASSIFIER_URL": f"http://127.0.0.1:{ports[WORKER_SIDE]}",
         "GATEWAY_AUDIT_DIR": str(audit),
         "GATEWAY_AUDIT_KEY_FILE": str(audit.parent / "audit.key"),
         "GATEWAY_LOG_LEVEL": "warning",
@@ -204,22 +212,31 @@ def _gateway(port: int, upstream_port: int, audit: Path, log: Path) -> subproces
     )
 
 
+def _worker(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The real classifier worker (ONNX Runtime on the CPU), as the cpu profile runs it, on the upstream's core."""
+    env = {**os.environ, **classifier_env(config.load("cpu", env={}).roles["classifier"]), "CLASSIFIER_PORT": str(port)}
+    command = ["taskset", "-c", str(UPSTREAM_CORE), sys.executable, "-m", "services.classifier"]
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
 def start(ports: dict[str, int], logs: Path, tmpfs: Path) -> list[subprocess.Popen[bytes]]:
     """The null upstream, the gateway (its audit trail in logs/, on this machine's disk), the same gateway with its
-    audit trail on tmpfs (an fsync there returns at once) and the floors; all but the upstream on the gateway's core."""
+    audit trail on tmpfs (an fsync there returns at once), the floors, and the real classifier worker; the upstream
+    and the worker on their own core, the rest on the gateway's."""
     command = [sys.executable, "-m", "scripts.bench_gateway_overhead", "--upstream", str(ports["direct"])]
     upstream = subprocess.Popen(["taskset", "-c", str(UPSTREAM_CORE), *command], cwd=REPO_ROOT)
-    gateway = _gateway(ports["gateway"], ports["direct"], logs / "audit", logs / "gateway.log")
-    in_memory = _gateway(ports[TMPFS_SIDE], ports["direct"], tmpfs / "audit", logs / "gateway-tmpfs-audit.log")
+    gateway = _gateway(ports["gateway"], ports, logs / "audit", logs / "gateway.log")
+    in_memory = _gateway(ports[TMPFS_SIDE], ports, tmpfs / "audit", logs / "gateway-tmpfs-audit.log")
     floors = [
         subprocess.Popen(
             ["taskset", "-c", str(GATEWAY_CORE), *command, "--floor", kind, "--port", str(ports[side])], cwd=REPO_ROOT
         )
         for side, kind in FLOORS.items()
     ]
-    processes = dict(zip(ports, [upstream, gateway, in_memory, *floors], strict=True))  # in the order of `ports`
+    worker = _worker(ports[WORKER_SIDE], logs / "classifier.log")
+    processes = dict(zip(ports, [upstream, gateway, in_memory, *floors, worker], strict=True))  # in the order of `ports`
     for name, process in processes.items():
-        _wait(f"http://127.0.0.1:{ports[name]}", process)
+        _wait(f"http://127.0.0.1:{ports[name]}", process, "/v2/health/ready" if name == WORKER_SIDE else "/health")
     return list(processes.values())
 
 
@@ -245,6 +262,49 @@ def sequential(urls: dict[str, str], requests: int, stream: bool) -> dict[str, l
                 pass
         assert response.status_code == 200, response.status_code
         seconds[name].append(first if stream else time.perf_counter() - started)
+    return seconds
+
+
+def classifier_sequential(worker: str, gateway: str, requests: int) -> dict[str, list[float]]:
+    """Seconds to the answer, alternating, the sample X-rays in turn: the worker's own `/classify` given the JPEG
+    (it decodes, preprocesses and infers) and the gateway's `pneumonia-classifier` given the same JPEG as a data
+    URL (the gateway decodes and preprocesses, the worker infers): the same work on each side but for the
+    gateway's layers, the data URL's base64 and JSON, and one more hop."""
+    xrays = [path.read_bytes() for path in sorted((REPO_ROOT / "models" / "samples").glob("*.jpeg"))]
+    seconds: dict[str, list[float]] = {"direct": [], "gateway": []}
+    with httpx.Client(timeout=60) as client:
+        for i in range(requests):
+            image = xrays[i % len(xrays)]
+            url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
+            content = [{"type": "image_url", "image_url": {"url": url}}]
+            chat = {"model": CLASSIFIER_MODEL, "messages": [{"role": "user", "content": content}]}
+            for side in ("direct", "gateway"):
+                started = time.perf_counter()
+                if side == "direct":
+                    response = client.post(f"{worker}/classify", content=image, headers={"content-type": "image/jpeg"})
+                else:
+                    response = client.post(f"{gateway}/v1/chat/completions", json=chat)
+                assert response.status_code == 200, (side, response.status_code, response.text[:200])
+                seconds[side].append(time.perf_counter() - started)
+    return seconds
+
+
+def image_steps(requests: int) -> dict[str, list[float]]:
+    """Seconds for the gateway's own steps with a classifier X-ray, run here on the samples: reading the data URL's
+    base64 (only the gateway pays it) and decoding and preprocessing the JPEG (each side pays it once)."""
+    metadata = ModelMetadata.read_folder(REPO_ROOT / "models" / CLASSIFIER_MODEL)
+    xrays = [path.read_bytes() for path in sorted((REPO_ROOT / "models" / "samples").glob("*.jpeg"))]
+    urls = ["data:image/jpeg;base64," + base64.b64encode(image).decode() for image in xrays]
+    steps: dict[str, Callable[[int], object]] = {
+        "base64 of the data URL": lambda i: decode_data_uri(urls[i % len(urls)], 1 << 30),
+        "decoding and preprocessing": lambda i: images.prepare(xrays[i % len(xrays)], metadata.input, 1 << 30),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for name, step in steps.items():
+        for i in range(requests):
+            started = time.perf_counter()
+            step(i)
+            seconds[name].append(time.perf_counter() - started)
     return seconds
 
 
@@ -330,12 +390,15 @@ def profile(pid: int, direct: str, through: str, logs: Path) -> dict[str, list[d
 def measure(requests: int, rounds: int, with_profile: bool) -> dict:
     logs = REPO_ROOT / "logs" / "bench" / "gateway-overhead"
     logs.mkdir(parents=True, exist_ok=True)
-    ports = {side: free_port() for side in ("direct", "gateway", TMPFS_SIDE, *FLOORS)}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    ports = {side: free_port() for side in ("direct", "gateway", TMPFS_SIDE, *FLOORS, WORKER_SIDE)}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if name != WORKER_SIDE}
+    worker = f"http://127.0.0.1:{ports[WORKER_SIDE]}"
     with tempfile.TemporaryDirectory(dir=TMPFS) as tmpfs:
         processes = start(ports, logs, Path(tmpfs))
         try:
-            return _phases(urls, processes[1].pid, logs, requests, rounds, with_profile)
+            raw = _phases(urls, processes[1].pid, logs, requests, rounds, with_profile)
+            classifier = classifier_sequential(worker, urls["gateway"], requests // 8)
+            return raw | {"classifier": classifier, "image_steps": image_steps(requests // 8)}
         finally:
             for process in processes:
                 process.terminate()
@@ -379,6 +442,8 @@ def report(raw: dict, requests: int) -> dict:
         target("pass-through: added p99", added_ms(raw["plain"], 0.99), 2.0, "ms", higher_is_better=False),
         target("streamed: added time to first byte p50", added_ms(raw["streamed"], 0.5), 0.5, "ms", higher_is_better=False),
         target("streamed: added time to first byte p99", added_ms(raw["streamed"], 0.99), 2.0, "ms", higher_is_better=False),
+        target("pneumonia-classifier: added p50", added_ms(raw["classifier"], 0.5), 0.5, "ms", higher_is_better=False),
+        target("pneumonia-classifier: added p99", added_ms(raw["classifier"], 0.99), 2.0, "ms", higher_is_better=False),
     ]
     for concurrency, ratios in raw["ratios"].items():
         entry = target(f"throughput at c={concurrency}, gateway / direct", statistics.median(ratios), 0.9, "x")
@@ -386,7 +451,7 @@ def report(raw: dict, requests: int) -> dict:
         targets.append(straddles(entry))
     medians = {
         kind: {side: round(statistics.median(values) * 1000, 3) for side, values in raw[kind].items()}
-        for kind in ("plain", "streamed", "parts")
+        for kind in ("plain", "streamed", "parts", "classifier", "image_steps")
     }
     return {
         "what": "the gateway's own cost against a null upstream (scripts/bench_gateway_overhead.py)",
