@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -41,9 +42,11 @@ def test_while_routine_work_holds_its_slots_routine_is_refused_and_stat_is_serve
         answer = client.chat.completions.create(model="cxr-report", messages=xray_message(xray), metadata={"priority": "stat"})
         assert answer.model_extra["cxr"]["warnings"] == []  # ChexFract and the report model both took it as STAT
         assert sum(1 for line in lines if line.startswith("data: {")) > 300  # the routine stream, served all along
-    logged = [json.loads(line) for line in reserved.log_text().splitlines() if line.startswith("{")]
-    requests = sorted((e.get("model"), e.get("priority"), e["status"]) for e in logged if e.get("path") == "/v1/chat/completions")
     routine, stat = ("report-llm", "routine"), ("report-llm", "stat")
+    # The held stream's line is written once the gateway has seen the client close it: wait for all four lines.
+    deadline = time.monotonic() + 10
+    while len(requests := _chat_lines(reserved.log_text())) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert requests == [("cxr-report", "stat", 200), (*routine, 200), (*routine, 429), (*stat, 200)]
 
 
@@ -55,3 +58,8 @@ def test_the_engines_priority_is_the_gateways_to_set_and_an_unknown_priority_is_
     with pytest.raises(openai.BadRequestError) as unknown:
         client.chat.completions.create(model="report-llm", messages=SAY, max_tokens=4, metadata={"priority": "urgent"})
     assert unknown.value.param == "metadata.priority" and "stat, routine" in unknown.value.message
+
+
+def _chat_lines(log: str) -> list[tuple[str, str, int]]:
+    logged = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return sorted((e.get("model"), e.get("priority"), e["status"]) for e in logged if e.get("path") == "/v1/chat/completions")
