@@ -66,8 +66,8 @@ PROFILE_S, PROFILE_RATE_HZ, PROFILE_TOP = 20, 250, 25
 GATEWAY_CORE, UPSTREAM_CORE = 0, 1
 TMPFS = Path("/dev/shm")
 TMPFS_SIDE = "gateway, audit on tmpfs"
-# The floors: the least a FastAPI service on the gateway's uvicorn can do here, measured beside the gateway.
 WORKER_SIDE, CLASSIFIER_MODEL = "classifier worker", "pneumonia-classifier"
+# The floors: the least a FastAPI service on the gateway's uvicorn can do here, measured beside the gateway.
 FLOORS = {
     "floor: FastAPI answering itself": "echo",
     "floor: FastAPI relaying with httpx2": "httpx2",
@@ -265,12 +265,16 @@ def sequential(urls: dict[str, str], requests: int, stream: bool) -> dict[str, l
     return seconds
 
 
+def _sample_xrays() -> list[bytes]:
+    return [path.read_bytes() for path in sorted((REPO_ROOT / "models" / "samples").glob("*.jpeg"))]
+
+
 def classifier_sequential(worker: str, gateway: str, requests: int) -> dict[str, list[float]]:
     """Seconds to the answer, alternating, the sample X-rays in turn: the worker's own `/classify` given the JPEG
     (it decodes, preprocesses and infers) and the gateway's `pneumonia-classifier` given the same JPEG as a data
     URL (the gateway decodes and preprocesses, the worker infers): the same work on each side but for the
     gateway's layers, the data URL's base64 and JSON, and one more hop."""
-    xrays = [path.read_bytes() for path in sorted((REPO_ROOT / "models" / "samples").glob("*.jpeg"))]
+    xrays = _sample_xrays()
     seconds: dict[str, list[float]] = {"direct": [], "gateway": []}
     with httpx.Client(timeout=60) as client:
         for i in range(requests):
@@ -293,7 +297,7 @@ def image_steps(requests: int) -> dict[str, list[float]]:
     """Seconds for the gateway's own steps with a classifier X-ray, run here on the samples: reading the data URL's
     base64 (only the gateway pays it) and decoding and preprocessing the JPEG (each side pays it once)."""
     metadata = ModelMetadata.read_folder(REPO_ROOT / "models" / CLASSIFIER_MODEL)
-    xrays = [path.read_bytes() for path in sorted((REPO_ROOT / "models" / "samples").glob("*.jpeg"))]
+    xrays = _sample_xrays()
     urls = ["data:image/jpeg;base64," + base64.b64encode(image).decode() for image in xrays]
     steps: dict[str, Callable[[int], object]] = {
         "base64 of the data URL": lambda i: decode_data_uri(urls[i % len(urls)], 1 << 30),
